@@ -1,0 +1,67 @@
+"""What decoders hand to the rest of the system: normalised measurements and discrete events.
+
+The measurement vocabulary is fixed here (name -> unit and meaning) so that every device that measures
+the same quantity names it the same way, and `docs/measurements.md` is generated from `VOCABULARY`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+#: Every measurement name a decoder may emit: name -> (unit, meaning). Units are in the names.
+VOCABULARY: dict[str, tuple[str, str]] = {
+    "distance_mm": ("mm", "distance from the sensor face to the nearest target (water, gully floor, person)"),
+    "distance2_mm": ("mm", "distance to the second radar target behind the first (LMDS200)"),
+    "distance_valid": ("bool", "false when the device says this uplink's distance is not a usable echo"),
+    "valid_samples": ("count", "number of valid ultrasonic samples in the measurement window"),
+    "battery_v": ("V", "battery voltage"),
+    "battery_pct": ("%", "battery level as the device reports it"),
+    "temperature_c": ("°C", "air or probe temperature"),
+    "humidity_pct": ("%RH", "relative humidity"),
+    "illuminance_lux": ("lx", "light level in lux"),
+    "illuminance": ("level", "coarse light level: 0 dark/dim, 1 light/bright"),
+    "occupied": ("bool", "someone is in the room or region the sensor watches"),
+    "occupancy_state": ("level", "Elsys occupancy: 0 unoccupied, 1 pending, 2 occupied"),
+    "motion": ("bool", "PIR motion seen since the last uplink"),
+    "motion_count": ("count", "PIR motion count since the last uplink"),
+    "tilted": ("bool", "the device reports it is tilted or moved from its mounting"),
+    "interrupt": ("bool", "uplink triggered by the interrupt pin or an alarm rather than the timer"),
+    "respiratory_rate": ("breaths/min", "respiratory rate measured by radar"),
+    "radar_rssi": ("dB", "radar echo signal strength as the device reports it"),
+    "fall_detected": ("bool", "the radar's detection status is 'fall'"),
+    "lying_down": ("bool", "the radar's target status is 'lying_down'"),
+    "in_bed": ("bool", "the radar's detection status is 'in_bed'"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One normalised value. `time` is set only when the device timestamped it (history records)."""
+
+    name: str
+    value: float
+    time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A discrete device event such as a VS373 alarm.
+
+    `kind` is a stable snake_case name (`alarm`, `distance_alarm`, `distance_exception`, `device_reset`);
+    `attrs` keeps the device's own fields (alarm id, type, status, region); `time` is set when the
+    device timestamped the event (history records), otherwise the uplink's time applies.
+    """
+
+    kind: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """Measurements and events from one uplink."""
+
+    measurements: list[Measurement] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
