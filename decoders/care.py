@@ -1,0 +1,79 @@
+"""Table-driven normalisation shared by the care (falls/presence) codecs.
+
+`normalize` must accept both our decode output and whatever The Things Stack put in `decoded_payload`,
+which may come from an older or newer codec copy, so every lookup here tolerates missing keys, wrong
+types, NaN and unexpected labels by emitting nothing for that key instead of raising. Values outside a
+quantity's physical range are dropped here rather than rejected by `decode`: one corrupt byte (say a
+battery of 255 %) must not dead-letter the fall alarm that arrived in the same uplink.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from decoders.types import Measurement
+
+
+def number(value: Any) -> float | None:
+    """`value` as a finite float when it is a JSON number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    result = float(value)
+    return result if math.isfinite(result) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Numeric:
+    """A numeric decoded key copied to a vocabulary name, scaled, kept only within `[low, high]`."""
+
+    key: str
+    name: str
+    low: float
+    high: float
+    scale: float = 1.0
+
+    def measure(self, decoded: Mapping[str, Any]) -> Measurement | None:
+        raw = number(decoded.get(self.key))
+        if raw is None:
+            return None
+        value = raw * self.scale
+        return Measurement(self.name, value) if self.low <= value <= self.high else None
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A decoded string enum mapped to a numeric vocabulary value; unlisted labels emit nothing.
+
+    `unknown` and labels from other codec copies simply are not in `values`, so they never turn into a
+    wrong reading.
+    """
+
+    key: str
+    name: str
+    values: Mapping[str, float] = field(default_factory=dict)
+
+    def measure(self, decoded: Mapping[str, Any]) -> Measurement | None:
+        label = decoded.get(self.key)
+        if not isinstance(label, str) or label not in self.values:
+            return None
+        return Measurement(self.name, self.values[label])
+
+
+Rule = Numeric | Label
+
+
+def measurements(decoded: Mapping[str, Any], rules: Iterable[Rule]) -> list[Measurement]:
+    """Apply `rules` in order, skipping those whose key is absent or unusable."""
+    if not isinstance(decoded, Mapping):
+        return []
+    found = (rule.measure(decoded) for rule in rules)
+    return [m for m in found if m is not None]
+
+
+#: Shared rule: Milesight `battery` byte as a percentage.
+BATTERY_PCT = Numeric("battery", "battery_pct", 0.0, 100.0)
+#: Boolean labels shared by several Milesight presence devices.
+OCCUPIED = {"occupied": 1.0, "vacant": 0.0}
