@@ -18,7 +18,9 @@ API (stable; the care codecs import it):
 - `Field(key, fmt, scale=1, labels=None, other="unknown")` and `field_record(channel, type, *fields)` for
   plain records; `Record(channel, type, length, name, decode, encode)` for anything custom.
 - `make_table(*records)` -> `Table`; `decode_tlv(payload, table)` -> dict; `encode_tlv(decoded, table)`
-  -> bytes (each record's `encode` picks the values it carries out of the dict).
+  -> bytes (each record's `encode` picks the values it carries out of the dict; `EncodeError` if none
+  does); `encode_records` is the same without that check, for codecs that append custom records.
+- fPort: the vendor codecs ignore it, and so do ours; `PORT` (85) is what `encode` returns.
 - `attribute_records(device_status=None, sn_type=0x16, sn_length=8)`: the FF attribute records.
 - `tlv(channel, type, body)`, `read_int(fmt, data, offset)`, `pack_int(fmt, value)`, `append(out, key,
   item)`: small helpers for custom records.
@@ -216,18 +218,23 @@ def _unknown(payload: bytes, pos: int) -> str:
     )
 
 
-def encode_tlv(decoded: Mapping[str, Any], table: Table) -> bytes:
-    """Concatenate, in table order, every record body the table's encoders produce for `decoded`."""
-    parts = [
+def encode_records(decoded: Mapping[str, Any], table: Table) -> bytes:
+    """Concatenate, in table order, every record the table's encoders produce (possibly none)."""
+    return b"".join(
         tlv(record.channel, record.type, body)
         for record in table.values()
         if record.encode is not None
         for body in record.encode(decoded)
-    ]
-    if not parts:
+    )
+
+
+def encode_tlv(decoded: Mapping[str, Any], table: Table) -> bytes:
+    """`encode_records`, but `EncodeError` when nothing in `decoded` is encodable."""
+    payload = encode_records(decoded, table)
+    if not payload:
         msg = f"nothing to encode: none of {sorted(_keys(table))} found in {sorted(decoded)}"
         raise EncodeError(msg)
-    return b"".join(parts)
+    return payload
 
 
 def _keys(table: Table) -> set[str]:
