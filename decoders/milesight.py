@@ -15,8 +15,10 @@ live in one place:
 
 API (stable; the care codecs import it):
 
-- `Field(key, fmt, scale=1, labels=None, other="unknown")` and `field_record(channel, type, *fields)` for
-  plain records; `Record(channel, type, length, name, decode, encode)` for anything custom.
+- `Field(key, fmt, scale=1, labels=None, other="unknown")`; `field_record(channel, type, *fields,
+  when=None)` for plain records, `list_record(channel, type, key, *fields)` for records appended to a
+  list (history); `Record(channel, type, length, name, decode, encode)` for anything custom, with
+  `read_fields`/`write_fields` to (de)serialise a run of fields.
 - `make_table(*records)` -> `Table`; `decode_tlv(payload, table)` -> dict; `encode_tlv(decoded, table)`
   -> bytes (each record's `encode` picks the values it carries out of the dict; `EncodeError` if none
   does); `encode_records` is the same without that check, for codecs that append custom records.
@@ -158,22 +160,43 @@ def make_table(*records: Record | Iterable[Record]) -> dict[tuple[int, int], Rec
     return table
 
 
-def field_record(channel: int, type_: int, *fields: Field, name: str = "") -> Record:
+def read_fields(fields: Iterable[Field], data: bytes, out: dict[str, Any]) -> dict[str, Any]:
+    """Decode consecutive `fields` from `data` into `out` (returned for chaining)."""
+    offset = 0
+    for f in fields:
+        out[f.key] = f.decode(read_int(f.fmt, data, offset))
+        offset += f.width
+    return out
+
+
+def write_fields(fields: Iterable[Field], values: Mapping[str, Any]) -> bytes:
+    """Inverse of `read_fields`; `EncodeError` names a missing key."""
+    missing = [f.key for f in fields if f.key not in values]
+    if missing:
+        raise EncodeError(f"missing {', '.join(missing)} in {dict(values)!r}")
+    return b"".join(f.encode(values[f.key]) for f in fields)
+
+
+def field_record(
+    channel: int,
+    type_: int,
+    *fields: Field,
+    name: str = "",
+    when: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> Record:
     """A record that is just consecutive fields, each written to its own top-level key.
 
-    It is encoded when every one of its keys is in the decoded dict.
+    It is encoded when every one of its keys is in the decoded dict (and `when(decoded)`, if given, is
+    true: e.g. a periodic distance record that must not be emitted when an alarm record set `distance`).
     """
 
     def decode(data: bytes, out: dict[str, Any]) -> None:
-        offset = 0
-        for f in fields:
-            out[f.key] = f.decode(read_int(f.fmt, data, offset))
-            offset += f.width
+        read_fields(fields, data, out)
 
     def encode(decoded: Mapping[str, Any]) -> list[bytes]:
-        if not all(f.key in decoded for f in fields):
+        if not all(f.key in decoded for f in fields) or (when is not None and not when(decoded)):
             return []
-        return [b"".join(f.encode(decoded[f.key]) for f in fields)]
+        return [write_fields(fields, decoded)]
 
     return Record(
         channel,
@@ -183,6 +206,21 @@ def field_record(channel: int, type_: int, *fields: Field, name: str = "") -> Re
         decode,
         encode,
     )
+
+
+def list_record(channel: int, type_: int, key: str, *fields: Field) -> Record:
+    """A record appended as a dict of `fields` to the list `out[key]` (e.g. EM500 `history`)."""
+
+    def decode(data: bytes, out: dict[str, Any]) -> None:
+        append(out, key, read_fields(fields, data, {}))
+
+    def encode(decoded: Mapping[str, Any]) -> list[bytes]:
+        items = decoded.get(key, [])
+        if not isinstance(items, list):
+            raise EncodeError(f"{key} must be a list")
+        return [write_fields(fields, item) for item in items]
+
+    return Record(channel, type_, sum(f.width for f in fields), key, decode, encode)
 
 
 def decode_tlv(payload: bytes, table: Table) -> dict[str, Any]:
