@@ -2,4 +2,13 @@
 
 from __future__ import annotations
 
-from decoders import elsys_ers_eye  # noqa: F401
+from decoders import (
+    decentlab_dl_mbx,  # noqa: F401
+    dragino_dds75_lb,  # noqa: F401
+    dragino_ldds75,  # noqa: F401
+    dragino_lmds200,  # noqa: F401
+    elsys_ers_eye,  # noqa: F401
+    milesight_em310_udl,  # noqa: F401
+    milesight_em410_rdl,  # noqa: F401
+    milesight_em500_udl,  # noqa: F401
+)
