@@ -11,4 +11,8 @@ from decoders import (
     milesight_em310_udl,  # noqa: F401
     milesight_em410_rdl,  # noqa: F401
     milesight_em500_udl,  # noqa: F401
+    milesight_vs330,  # noqa: F401
+    milesight_vs370,  # noqa: F401
+    milesight_vs373,  # noqa: F401
+    milesight_ws202,  # noqa: F401
 )

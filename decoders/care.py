@@ -10,11 +10,13 @@ battery of 255 %) must not dead-letter the fall alarm that arrived in the same u
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from decoders.types import Measurement
+from decoders.milesight import PORT, Table, decode_tlv, encode_tlv
+from decoders.registry import Codec, FieldDoc, register
+from decoders.types import Event, Measurement, Normalized
 
 
 def number(value: Any) -> float | None:
@@ -77,3 +79,67 @@ def measurements(decoded: Mapping[str, Any], rules: Iterable[Rule]) -> list[Meas
 BATTERY_PCT = Numeric("battery", "battery_pct", 0.0, 100.0)
 #: Boolean labels shared by several Milesight presence devices.
 OCCUPIED = {"occupied": 1.0, "vacant": 0.0}
+
+
+def milesight_codec(
+    *,
+    device: str,
+    title: str,
+    reference: str,
+    table: Table,
+    rules: tuple[Rule, ...],
+    fields: tuple[FieldDoc, ...],
+    events: Callable[[Mapping[str, Any]], list[Event]] | None = None,
+) -> Codec:
+    """Register a Milesight care device whose codec is a record table plus normalisation rules.
+
+    Milesight codecs ignore fPort, so decode does too (the device sends on 85); `events`, when given,
+    extracts discrete events (VS373 alarms) next to the rule-driven measurements.
+    """
+
+    def decode(f_port: int, payload: bytes) -> dict[str, Any]:
+        del f_port
+        return decode_tlv(payload, table)
+
+    def encode(decoded: Mapping[str, Any]) -> tuple[int, bytes]:
+        return PORT, encode_tlv(decoded, table)
+
+    def normalize(decoded: Mapping[str, Any]) -> Normalized:
+        found = measurements(decoded, rules)
+        if events is None or not isinstance(decoded, Mapping):
+            return Normalized(found)
+        return Normalized(found, events(decoded))
+
+    return register(
+        Codec(
+            device=device,
+            title=title,
+            kind="care",
+            ports=(PORT,),
+            reference=reference,
+            decode=decode,
+            encode=encode,
+            normalize=normalize,
+            fields=fields,
+        )
+    )
+
+
+#: FieldDoc of the Milesight battery record shared by VS370, WS202 and VS330.
+BATTERY_FIELD = FieldDoc(None, "battery", "01 75: battery level, % (uint8)")
+
+
+def attribute_fields(
+    *, sn: str = "FF 16: serial number, 8 bytes as lowercase hex", device_status: str = 'FF 0B: always "on"'
+) -> tuple[FieldDoc, ...]:
+    """FieldDocs for the FF attribute records (`decoders.milesight.attribute_records`)."""
+    return (
+        FieldDoc(None, "ipso_version", 'FF 01: IPSO version, "vX.Y" from the two nibbles'),
+        FieldDoc(None, "hardware_version", 'FF 09: hardware version, "v<hex b0>.<b1 >> 4>"'),
+        FieldDoc(None, "firmware_version", 'FF 0A: firmware version, "v<hex b0>.<hex b1>"'),
+        FieldDoc(None, "tsl_version", 'FF FF: TSL version, "v<b0>.<b1>"'),
+        FieldDoc(None, "sn", sn),
+        FieldDoc(None, "lorawan_class", 'FF 0F: "Class A", "Class B", "Class C" or "Class CtoB"'),
+        FieldDoc(None, "reset_event", 'FF FE: always "reset" (sent after a reboot)'),
+        FieldDoc(None, "device_status", device_status),
+    )
