@@ -95,11 +95,12 @@ def encode(decoded: Mapping[str, Any]) -> tuple[int, bytes]:
         | u(dragino.number_in(decoded, "Distance_alarm", 0), 1, "Distance_alarm") << 1
         | u(dragino.number_in(decoded, "Interrupt_alarm", 0), 1, "Interrupt_alarm")
     )
-    words = (u(dragino.number_in(decoded, key, default), 16, key) for key, default in _DATA_WORDS)
+    words = (u(dragino.number_in(decoded, key, dflt) * scale, 16, key) for key, dflt, scale in _DATA_WORDS)
     return 2, b"".join(w.to_bytes(2, "big") for w in words) + bytes((flags,))
 
 
-_DATA_WORDS = (("Bat", None), ("dis1", None), ("dis2", 0))
+#: fPort 2 words: (key, default, raw units per decoded unit).
+_DATA_WORDS = (("Bat", None, 1000), ("dis1", None, 1), ("dis2", 0, 1))
 
 
 def _bat_mv(decoded: Mapping[str, Any]) -> Mapping[str, Any]:
