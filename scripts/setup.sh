@@ -29,7 +29,7 @@ command -v dpkg-source >/dev/null 2>&1 || need+=(dpkg-dev)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"
   sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive sudo_ apt-get install -y -qq --no-install-recommends "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive sudo_ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   did=1
 else
   say "Debian packages already present"
@@ -46,10 +46,10 @@ else
   trap 'rm -rf "$work"' EXIT
   mkdir -p "$work/lists/partial" "$work/parts"
   # Reuse the mirror the system already uses; keep the system's apt configuration untouched.
-  uri=$(grep -rhoE '^(URIs:|deb) +\S+' /etc/apt/sources.list.d/ /etc/apt/sources.list 2>/dev/null \
-        | awk '{print $2}' | grep -v security | head -n1)
+  uri=$( { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } \
+        | grep -oE '^(URIs:|deb) +\S+' | awk '{print $2}' | grep -E '/debian/?$' | head -n1 || true)
   uri=${uri:-http://deb.debian.org/debian}
-  echo "deb-src $uri trixie main" > "$work/sources.list"
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri trixie main" > "$work/sources.list"
   aptopts=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=$work/parts"
            -o "Dir::State::Lists=$work/lists" -o "APT::Sandbox::User=root")
   apt-get "${aptopts[@]}" update -qq

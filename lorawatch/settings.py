@@ -1,0 +1,111 @@
+"""Settings from the environment (prefix `LORAWATCH_`) and an optional env file, built once in the
+composition root and passed down; no other package reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting lorawatch reads. The README's configuration table documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAWATCH_", env_file=None, extra="ignore")
+
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL URL of a TimescaleDB database; unset = embedded cluster (demo)"
+    )
+    mqtt_url: SecretStr | None = Field(
+        default=None,
+        description="mqtt:// or mqtts://[user:password@]host[:port]; unset = embedded broker (demo)",
+    )
+    mqtt_topics: str = Field(
+        default="v3/+/devices/+/up", description="comma-separated MQTT topic filters to subscribe to"
+    )
+    mqtt_client_id: str = Field(
+        default="lorawatch-ingest", description="MQTT client id (stable: QoS 1 sessions)"
+    )
+    mqtt_qos: Literal[0, 1] = Field(
+        default=1, description="subscription QoS (TTS delivers QoS 0 whatever you ask)"
+    )
+    mqtt_ca_file: Path | None = Field(
+        default=None, description="CA bundle for mqtts:// (system CAs if unset)"
+    )
+    tts_api_url: str | None = Field(
+        default=None,
+        description="TTS base URL for Storage Integration backfill, e.g. https://eu1.cloud.thethings.network",
+    )
+    tts_api_key: SecretStr | None = Field(
+        default=None, description="TTS API key with TRAFFIC_READ, for backfill"
+    )
+    data_dir: Path = Field(
+        default=Path(".lorawatch"), description="where the embedded servers keep their data"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["json", "text"] = Field(default="text", description="log line format")
+    ingest_batch_size: int = Field(default=2000, ge=1, le=100_000, description="max uplinks per COPY batch")
+    ingest_batch_ms: int = Field(
+        default=100, ge=1, le=60_000, description="max wait before a partial batch is written"
+    )
+    ingest_buffer: int = Field(
+        default=50_000, ge=100, description="max uplinks held in memory while the database is unavailable"
+    )
+    metrics_port: int | None = Field(default=None, description="serve Prometheus metrics on this port")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            msg = f"LORAWATCH_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {value!r}"
+            raise ValueError(msg)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class MqttTarget:
+    """A parsed `LORAWATCH_MQTT_URL`."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+
+def parse_mqtt_url(url: str) -> MqttTarget:
+    """Parse `mqtt://` or `mqtts://[user[:password]@]host[:port]`, with a clear error for anything else."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"mqtt", "mqtts"}:
+        msg = f"MQTT URL must start with mqtt:// or mqtts://, got {parts.scheme or 'no scheme'!r}"
+        raise ValueError(msg)
+    if not parts.hostname:
+        msg = "MQTT URL has no host"
+        raise ValueError(msg)
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError as exc:
+        msg = f"MQTT URL has an invalid port: {exc}"
+        raise ValueError(msg) from None
+    return MqttTarget(
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+    )
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated from `Settings` (a test keeps the README in step)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = "" if info.default is None else f"`{info.default}`"
+        rows.append(f"| `LORAWATCH_{name.upper()}` | {default} | {info.description} |")
+    return "\n".join(rows)
