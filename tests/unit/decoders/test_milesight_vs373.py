@@ -313,7 +313,7 @@ def labels(table: dict[int, str]) -> st.SearchStrategy[str]:
 
 
 def alarm() -> st.SearchStrategy[dict[str, Any]]:
-    base = st.fixed_dictionaries(
+    base: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
         {
             "alarm_id": st.integers(0, 0xFFFF),
             "alarm_type": labels(ALARM_TYPE),
