@@ -198,9 +198,9 @@ def _reading(room: Room, rng: random.Random, t: float, since: float) -> dict[str
             "occupancy": "occupied" if here else "vacant",
         }
     if model == "milesight-iot/ws202":
-        motion = here and seg.activity not in ("inactive", "fallen")
+        moving = here and seg.activity not in ("inactive", "fallen")
         light = "light" if _daylight_lux(t) > 50 or (here and (t % DAY) > 16 * HOUR) else "dark"
-        return {"battery": _percent(battery), "pir": "trigger" if motion else "normal", "light": light}
+        return {"battery": _percent(battery), "pir": "trigger" if moving else "normal", "light": light}
     if model == "milesight-iot/vs370":
         bright = _daylight_lux(t) > 80 or (here and seg.activity != "inactive")
         return {
@@ -209,7 +209,7 @@ def _reading(room: Room, rng: random.Random, t: float, since: float) -> dict[str
             "illuminance": "bright" if bright else "dim",
         }
     expected = _motion(room.timeline, room.room, since, t)
-    motion = 0 if expected == 0 else max(0, round(rng.gauss(expected, math.sqrt(expected))))
+    motion = 0 if expected == 0 else max(0, round(rng.gauss(expected, math.sqrt(expected))))  # ~Poisson
     lamp = 180.0 if here and _daylight_lux(t) < 100 and seg.activity != "sleep" else 0.0
     return {
         "temperature": round(

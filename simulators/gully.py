@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from simulators import fleet, hydrology, payloads
 from simulators.hydrology import DAY, HOUR, GullyGeometry, Pot, Storm, Window
-from simulators.model import Device, Label, Record
+from simulators.model import Device, Gateway, Label, Record
 from simulators.payloads import LevelState
 from simulators.run import RunConfig
 from simulators.simulation import Simulation
@@ -153,9 +153,7 @@ def _storms(rng: random.Random, config: RunConfig, params: GullyParams) -> list[
     return storms
 
 
-def _outages(
-    rng: random.Random, config: RunConfig, params: GullyParams, gws: list[fleet.Gateway]
-) -> list[Outage]:
+def _outages(rng: random.Random, config: RunConfig, params: GullyParams, gws: list[Gateway]) -> list[Outage]:
     outages = []
     for k in range(params.gateway_outages):
         gateway = gws[k % len(gws)]

@@ -1,8 +1,8 @@
 """Cheap, seeded identifiers: ULIDs, UUIDs, EUIs, session keys and uplink tokens.
 
 Everything is drawn from a `random.Random` so a scenario run with the same seed produces the same ids.
-A ULID's random part is 80 bits, which base32-encodes to exactly 16 characters, so the standard
-library encoder plus a translation to Crockford's alphabet does it in one call per id.
+ULIDs are encoded ten bits at a time from a table (the standard library's base32 encoder is pure Python
+in 3.11 and several times slower).
 """
 
 from __future__ import annotations
@@ -11,28 +11,16 @@ import base64
 import random
 import uuid
 
-_RFC4648 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_TO_CROCKFORD = str.maketrans(_RFC4648, _CROCKFORD)
-
-
-def ulid_time(ms: int) -> str:
-    """The 10-character time part of a ULID (48-bit milliseconds)."""
-    chars = []
-    for _ in range(10):
-        ms, digit = divmod(ms, 32)
-        chars.append(_CROCKFORD[digit])
-    return "".join(reversed(chars))
-
-
-def ulid_random(rng: random.Random) -> str:
-    """The 16-character random part of a ULID."""
-    return base64.b32encode(rng.getrandbits(80).to_bytes(10, "big")).decode("ascii").translate(_TO_CROCKFORD)
+#: Two Crockford characters for every 10-bit value: a ULID (130 bits with two leading zeros) is 13 lookups.
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_SHIFTS = tuple(range(120, -1, -10))
 
 
 def ulid(rng: random.Random, ms: int) -> str:
-    """A ULID for the millisecond `ms` since the epoch."""
-    return ulid_time(ms) + ulid_random(rng)
+    """A ULID for the millisecond `ms` since the epoch: 48 bits of time, 80 random bits, 26 characters."""
+    value = (ms & 0xFFFFFFFFFFFF) << 80 | rng.getrandbits(80)
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def uuid4(rng: random.Random) -> str:

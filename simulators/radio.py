@@ -51,18 +51,20 @@ def receive(
     """
     floor = _SNR_FLOOR[sf]
     out: list[Rx] = []
+    random_ = rng.random
     for link in links:
         gateway = link.gateway
         if gateway.gateway_id in down:
             continue
-        fade = rng.gauss(0.0, _FADING_DB)
+        rssi = link.rssi + rng.gauss(0.0, _FADING_DB)
         for antenna in range(link.antennas):
-            rssi = link.rssi + fade - 9.0 * antenna + rng.gauss(0.0, 1.0)
+            if antenna:
+                rssi -= 6.0 + 6.0 * random_()  # the second antenna hears it weaker
             raw_snr = rssi - NOISE_FLOOR_DBM
-            if raw_snr < floor or rng.random() < loss:
+            if raw_snr < floor or random_() < loss:
                 continue
-            snr = min(raw_snr, 9.5 + rng.random() * 1.5) + rng.gauss(0.0, 0.5)
-            out.append(Rx(gateway, float(round(rssi)), round(snr * 4.0) / 4.0, antenna))
+            snr = min(raw_snr, 9.5 + 1.5 * random_()) + random_() - 0.5
+            out.append(Rx(gateway, round(rssi), round(snr * 4.0) / 4.0, antenna))
     return out
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from simulators.timefmt import from_datetime
-from datetime import UTC, datetime
 
 #: Default simulated start: a fixed instant, so a seed alone reproduces a run.
 DEFAULT_START = from_datetime(datetime(2025, 11, 3, tzinfo=UTC))

@@ -98,8 +98,8 @@ def from_datetime(value: datetime) -> float:
 
 
 def iso(t: float) -> str:
-    """Seconds as an RFC 3339 UTC timestamp (`Z`), for labels and capture lines."""
-    return tts_time(round(t * NS))
+    """Seconds as an RFC 3339 UTC timestamp (`Z`) to the millisecond, for labels and capture lines."""
+    return tts_time(round(t * 1000) * 1_000_000)
 
 
 def now_ns() -> int:

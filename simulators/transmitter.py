@@ -16,6 +16,10 @@ import decoders
 from simulators import ids, radio
 from simulators.model import Device, Join, Rx, Session, Uplink
 
+#: Encoded frames by (model, decoded values): level readings repeat a lot (a dry gully reads the same
+#: few millimetres for days), and encoding is a large share of generation time. Bounded by clearing.
+_FRAMES: dict[tuple[Any, ...], tuple[int, bytes]] = {}
+_FRAMES_MAX = 200_000
 #: Confirmed uplinks are retried this many times (the device's NbTrans/retry behaviour) before giving up.
 CONFIRMED_RETRIES = 8
 
@@ -77,7 +81,7 @@ class Transmitter:
         `confirmed` uplinks are retried a few seconds apart until a gateway hears one; `force` delivers
         the frame whatever the radio says (a fault the scenario must show), unless every gateway is down.
         """
-        f_port, payload = decoders.encode(self.device.model, decoded)
+        f_port, payload = _encode(self.device.model, decoded)
         attempts = CONFIRMED_RETRIES if confirmed else 1
         for _ in range(attempts):
             down = self.outages.down(t)
@@ -86,7 +90,7 @@ class Transmitter:
                 rx = radio.receive(self.rng, self.device.links, self.sf, 0.0, down)
             if not rx and force and len(down) < len(self.device.links):
                 link = next(link for link in self.device.links if link.gateway.gateway_id not in down)
-                rx = [Rx(link.gateway, float(round(link.rssi)), 5.0)]
+                rx = [Rx(link.gateway, round(link.rssi), 5.0)]
             f_cnt = self.f_cnt
             self.f_cnt += 1
             if rx:
@@ -105,3 +109,17 @@ class Transmitter:
                 )
             t += self.rng.uniform(3.0, 12.0)
         return None
+
+
+def _encode(model: str, decoded: dict[str, Any]) -> tuple[int, bytes]:
+    """`decoders.encode`, memoised for flat readings (nested ones, e.g. alarm events, are not hashable)."""
+    key = (model, *decoded.values())
+    try:
+        frame = _FRAMES.get(key)
+    except TypeError:
+        return decoders.encode(model, decoded)
+    if frame is None:
+        if len(_FRAMES) >= _FRAMES_MAX:
+            _FRAMES.clear()
+        frame = _FRAMES[key] = decoders.encode(model, decoded)
+    return frame
