@@ -155,7 +155,8 @@ def _times_encoder(record: Record, *, legacy: bool) -> Record:
             return []
         given = [k in decoded for k in keys]
         if not legacy and any(given) and not all(given):
-            msg = f"out-of-bed times go in groups of regions 1-3 and 4-6 (or exactly 1-4); missing {keys}"
+            missing = [k for k, ok in zip(keys, given, strict=True) if not ok]
+            msg = f"out-of-bed times go in groups of regions 1-3 and 4-6 (or exactly 1-4); missing {missing}"
             raise EncodeError(msg)
         return encode_body(decoded)
 
