@@ -174,7 +174,7 @@ class TtsBuilder:
             else:
                 if rx.antenna:
                     parts.append(f',"antenna_index":{rx.antenna}')
-                else:  # one gateway connection and one GS uplink per gateway
+                if conn not in correlation:  # one gateway connection and one GS uplink per gateway
                     correlation.append(conn)
                     correlation.append("gs:uplink:" + ids.ulid(rng, gs_ns // 1_000_000))
                 timestamp = (t_ns // 1000 + offset) & 0xFFFFFFFF
