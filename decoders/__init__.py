@@ -8,12 +8,13 @@ decoded it or we did. The only exception that leaves `decode` is `DecodeError`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from decoders import builtin as _builtin  # noqa: F401  (registers the built-in codecs)
 from decoders.errors import DecodeError, EncodeError
 from decoders.registry import Codec, FieldDoc, all_codecs, get, register
-from decoders.types import VOCABULARY, Event, Measurement, Normalized
+from decoders.types import VOCABULARY, Event, Measurement, Normalized, collecting_rejects
 
 __all__ = [
     "VOCABULARY",
@@ -59,5 +60,13 @@ def encode(device: str, decoded: Mapping[str, Any]) -> tuple[int, bytes]:
 
 
 def normalize(device: str, decoded: Mapping[str, Any]) -> Normalized:
-    """Typed measurements and events from a decoded dict (ours or TTS's `decoded_payload`)."""
-    return get(device).normalize(decoded)
+    """Typed measurements and events from a decoded dict (ours or TTS's `decoded_payload`).
+
+    Values the codec drops as physically impossible come back in `rejected`.
+    """
+    codec = get(device)
+    with collecting_rejects() as rejected:
+        result = codec.normalize(decoded)
+    if not rejected:
+        return result
+    return replace(result, rejected=[*result.rejected, *rejected])

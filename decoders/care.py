@@ -4,7 +4,8 @@
 which may come from an older or newer codec copy, so every lookup here tolerates missing keys, wrong
 types, NaN and unexpected labels by emitting nothing for that key instead of raising. Values outside a
 quantity's physical range are dropped here rather than rejected by `decode`: one corrupt byte (say a
-battery of 255 %) must not dead-letter the fall alarm that arrived in the same uplink.
+battery of 255 %) must not dead-letter the fall alarm that arrived in the same uplink. Each drop is
+reported with `decoders.types.reject`, so ingest dead-letters the value itself, never silently.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from decoders.milesight import PORT, Table, decode_tlv, encode_tlv
 from decoders.registry import Codec, FieldDoc, register
-from decoders.types import Event, Measurement, Normalized
+from decoders.types import Event, Measurement, Normalized, reject
 
 
 def number(value: Any) -> float | None:
@@ -42,7 +43,10 @@ class Numeric:
         if raw is None:
             return None
         value = raw * self.scale
-        return Measurement(self.name, value) if self.low <= value <= self.high else None
+        if self.low <= value <= self.high:
+            return Measurement(self.name, value)
+        reject(self.name, value)
+        return None
 
 
 @dataclass(frozen=True, slots=True)

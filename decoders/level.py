@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from decoders.care import Numeric, measurements, number
-from decoders.types import Event, Measurement
+from decoders.types import Event, Measurement, reject
 
 __all__ = [
     "BATTERY_PCT",
@@ -67,7 +67,10 @@ def temperature(value: Any, time: datetime | None = None) -> list[Measurement]:
         except ValueError:
             return []
     low, high = TEMPERATURE_RANGE
-    if raw is None or not math.isfinite(raw) or not low <= raw <= high:
+    if raw is None or not math.isfinite(raw):
+        return []
+    if not low <= raw <= high:
+        reject("temperature_c", raw, time)
         return []
     return [Measurement("temperature_c", raw, time)]
 

@@ -6,6 +6,9 @@ the same quantity names it the same way, and `docs/measurements.md` is generated
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,7 +64,38 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Normalized:
-    """Measurements and events from one uplink."""
+    """Measurements and events from one uplink.
+
+    `rejected` holds values a codec left out because they cannot be physically real (a battery of
+    255 %): the rest of the uplink is still good (a fall alarm must not be lost to one corrupt byte), but
+    the rejection must not be silent, so ingest dead-letters each one with its reason.
+    """
 
     measurements: list[Measurement] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    rejected: list[Measurement] = field(default_factory=list)
+
+
+_REJECTED: ContextVar[list[Measurement] | None] = ContextVar("lorawatch_rejected", default=None)
+
+
+def reject(name: str, value: float, time: datetime | None = None) -> None:
+    """Record a value a codec's `normalize` drops as physically impossible (see `Normalized.rejected`).
+
+    A context variable keeps every codec's `normalize(decoded) -> Normalized` signature simple: the
+    helpers that check ranges report here, and `decoders.normalize` attaches what was reported.
+    """
+    sink = _REJECTED.get()
+    if sink is not None:
+        sink.append(Measurement(name, value, time))
+
+
+@contextmanager
+def collecting_rejects() -> Iterator[list[Measurement]]:
+    """Collect `reject()` calls made inside the block."""
+    sink: list[Measurement] = []
+    token = _REJECTED.set(sink)
+    try:
+        yield sink
+    finally:
+        _REJECTED.reset(token)

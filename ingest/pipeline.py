@@ -1,0 +1,208 @@
+"""One message in, one outcome out: a record to store, a dead letter, or a skip.
+
+A chain of guard clauses: JSON, envelope, decoder choice, decode, normalise, range check. Every
+rejection becomes a `DeadLetter` with its stage, a reason and the raw bytes; `process` itself never
+raises, so one bad message can never stop the ingester.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import decoders
+from ingest.envelope import EnvelopeError, Other, Uplink, parse
+from ingest.ranges import out_of_range
+from store.writer import (
+    READING_COLUMNS,
+    READING_INDEX,
+    DeadLetter,
+    DeviceSeen,
+    GatewaySeen,
+    UplinkRecord,
+    to_json,
+)
+
+log = logging.getLogger(__name__)
+
+_KINDS = {name: unit for name, (unit, _) in decoders.VOCABULARY.items()}
+
+
+def _column_value(name: str, value: float) -> Any:
+    unit = _KINDS.get(name)
+    if unit == "bool":
+        return bool(value)
+    if unit in {"count", "level"}:
+        return int(value)
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A well-formed message that is not a data uplink (join accept, downlink ack, ...)."""
+
+    kind: str
+
+
+Outcome = UplinkRecord | DeadLetter | Skipped
+
+
+class Processor:
+    """Turns raw MQTT messages into store records. `model_of(device_id)` is the registry lookup."""
+
+    def __init__(self, model_of: Callable[[str], str | None]) -> None:
+        self.model_of = model_of
+
+    def process(self, topic: str, raw: bytes, received_at: datetime) -> Outcome:
+        try:
+            return self._process(topic, raw, received_at)
+        except Exception as exc:  # a bug must not stop ingest: keep the message and say what happened
+            log.exception("ingest_unexpected_error", extra={"topic": topic})
+            return DeadLetter(
+                received_at,
+                "internal",
+                f"unexpected {type(exc).__name__}: {exc}",
+                type(exc).__name__,
+                topic,
+                None,
+                raw,
+            )
+
+    def _process(self, topic: str, raw: bytes, received_at: datetime) -> Outcome:
+        def dead(
+            stage: str, reason: str, exc: BaseException | None = None, device: str | None = None
+        ) -> DeadLetter:
+            log.warning(
+                "ingest_dead_letter",
+                extra={"stage": stage, "reason": reason, "topic": topic, "payload_hex": raw[:128].hex()},
+            )
+            return DeadLetter(
+                received_at, stage, reason, type(exc).__name__ if exc else None, topic, device, raw
+            )
+
+        if raw[:1] not in (b"{", b"[", b" ", b"\n", b"\r", b"\t"):
+            return dead("json", "body is not JSON (binary protobuf? set the LNS integration to JSON)")
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return dead("json", f"invalid JSON: {exc}", exc)
+        if not isinstance(body, dict):
+            return dead("json", f"JSON body is a {type(body).__name__}, expected an object")
+        try:
+            msg = parse(topic, body)
+        except EnvelopeError as exc:
+            return dead("envelope", str(exc), exc)
+        if isinstance(msg, Other):
+            return Skipped(msg.kind)
+        return self._uplink(msg, topic, raw, received_at, dead)
+
+    def _uplink(
+        self, up: Uplink, topic: str, raw: bytes, received_at: datetime, dead: Callable[..., DeadLetter]
+    ) -> Outcome:
+        model = self.model_of(up.device_id) or up.model
+        decoded: dict[str, Any] | None = None
+        decoder: str | None = None
+        normalized = decoders.Normalized()
+        if up.mac_only or not up.payload:
+            pass  # alive, but no reading (MAC commands only, or an empty payload)
+        elif up.encrypted:
+            decoder = "encrypted"  # skip_payload_crypto / no AppSKey: ciphertext is not sensor data
+        else:
+            codec = _codec(model)
+            if codec is not None:
+                try:
+                    decoded = decoders.decode(codec.device, up.f_port, up.payload)
+                except decoders.DecodeError as exc:
+                    return dead("decode", str(exc), exc, up.device_id)
+                decoder = f"lorawatch:{codec.device}"
+            elif up.lns_decoded is not None:
+                decoded, decoder = up.lns_decoded, "lns"
+            if decoded is not None and model is not None and _codec(model) is not None:
+                try:
+                    normalized = decoders.normalize(model, decoded)
+                except decoders.DecodeError as exc:
+                    return dead("decode", f"cannot normalise: {exc}", exc, up.device_id)
+        rows: dict[datetime, list[Any]] = {}
+        refused = [
+            (m, f"{m.name} = {m.value} is outside the device's physical range") for m in normalized.rejected
+        ]
+        for m in normalized.measurements:
+            idx = READING_INDEX.get(m.name)
+            if idx is None:
+                continue
+            reason = out_of_range(m.name, m.value)
+            if reason:
+                refused.append((m, reason))
+                continue
+            when = m.time or up.time
+            row = rows.get(when)
+            if row is None:
+                row = rows[when] = [None] * len(READING_COLUMNS)
+            row[idx] = _column_value(m.name, m.value)
+        events = []
+        for e in normalized.events:
+            canonical = json.dumps(e.attrs, sort_keys=True, default=str)
+            key = hashlib.blake2b(canonical.encode(), digest_size=8).hexdigest()
+            events.append((e.time or up.time, up.device_id, e.kind, key, canonical, up.uplink_key))
+        if up.simulated:  # TTS "simulate uplink": keep the message, but it must never drive alerts
+            rows, events = {}, []
+        uplink = (
+            up.time,
+            up.uplink_key,
+            up.device_id,
+            up.source,
+            up.simulated,
+            up.f_port,
+            up.f_cnt,
+            up.payload or None,
+            up.session_key_id,
+            up.dev_addr,
+            up.frequency_hz,
+            up.spreading_factor,
+            up.bandwidth_hz,
+            up.rssi,
+            up.snr,
+            len(up.gateways),
+            to_json(decoded),
+            decoder,
+            to_json(up.rx_metadata) if up.rx_metadata else None,
+        )
+        return UplinkRecord(
+            uplink=uplink,
+            device=DeviceSeen(
+                up.device_id,
+                up.source,
+                up.time,
+                up.application_id,
+                up.dev_eui,
+                up.join_eui,
+                up.dev_addr,
+                model,
+            ),
+            readings=[(t, up.device_id, values) for t, values in rows.items()],
+            events=events,
+            gateways=[
+                GatewaySeen(g.key, g.gateway_id, g.eui, g.packet_broker, g.latitude, g.longitude)
+                for g in up.gateways
+            ],
+            topic=topic,
+            raw=raw,
+            dead_letters=[
+                dead("range", f"{reason}; the rest of the uplink was stored", None, up.device_id)
+                for _, reason in refused
+            ],
+        )
+
+
+def _codec(model: str | None) -> decoders.Codec | None:
+    if model is None:
+        return None
+    try:
+        return decoders.get(model)
+    except decoders.DecodeError:
+        return None
