@@ -30,8 +30,8 @@ class Settings(BaseSettings):
     mqtt_client_id: str = Field(
         default="lorawatch-ingest", description="MQTT client id (stable: QoS 1 sessions)"
     )
-    mqtt_qos: Literal[0, 1] = Field(
-        default=1, description="subscription QoS (TTS delivers QoS 0 whatever you ask)"
+    mqtt_qos: int = Field(
+        default=1, ge=0, le=1, description="subscription QoS (TTS delivers QoS 0 whatever you ask)"
     )
     mqtt_ca_file: Path | None = Field(
         default=None, description="CA bundle for mqtts:// (system CAs if unset)"

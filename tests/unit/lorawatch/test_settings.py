@@ -30,7 +30,9 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LORAWATCH_DATABASE_URL", "postgresql://u:secret@h/db")
     monkeypatch.setenv("LORAWATCH_MQTT_TOPICS", "a/#,b/+")
     monkeypatch.setenv("LORAWATCH_LOG_LEVEL", "debug")
+    monkeypatch.setenv("LORAWATCH_MQTT_QOS", "0")
     s = Settings()
+    assert s.mqtt_qos == 0
     assert s.database_url is not None and s.database_url.get_secret_value().endswith("/db")
     assert "secret" not in repr(s)  # secrets never end up in logs
     assert s.mqtt_topics == "a/#,b/+"
