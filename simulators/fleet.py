@@ -94,7 +94,7 @@ def links_for(
         d = max(distance_km(*position, gateway.latitude, gateway.longitude), 0.03)
         rssi = -92.0 - 33.0 * math.log10(d) - extra_loss_db + rng.gauss(0.0, 3.0)
         rssi = min(max(rssi, -124.0), -58.0)
-        if rank == 0 or rssi > -118.0:
+        if rank == 0 or rssi > -112.0:
             antennas = 2 if rng.random() < 0.2 else 1
             links.append(Link(gateway, round(rssi, 1), antennas))
     if community is not None:

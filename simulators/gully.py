@@ -101,7 +101,7 @@ def build(config: RunConfig, params: GullyParams, scenario: str) -> Simulation:
     gws = fleet.gateways(rng, max(2, config.fleet // 25 + 1), "highways", spread)
     community = fleet.packet_broker_gateway(rng, "community-gw-centre")
     storms = _storms(config.rng("weather"), config, params)
-    outages = Outages(_outages(config.rng("outages"), config, params, gws))
+    outages = Outages()  # filled in once the devices (and so who depends on which gateway) are known
     labels: list[Label] = []
     sim = Simulation(scenario, config.start, config.end, [], [], labels)
     profiles: dict[str, tuple[str, str]] = {}
@@ -134,6 +134,8 @@ def build(config: RunConfig, params: GullyParams, scenario: str) -> Simulation:
         sim.devices.append(device)
         tx = Transmitter(device, drng, loss=config.loss, outages=outages, f_cnt=site.f_cnt0)
         sim.streams.append(_stream(site, tx, config, params, labels))
+    outages.items = tuple(_outages(config.rng("outages"), config, params, gws, sim.devices))
+    for device in sim.devices:
         labels.extend(_outage_labels(device, outages))
     sim.expected_uplinks = int(config.fleet * config.duration / params.interval_s)
     return sim
@@ -153,10 +155,20 @@ def _storms(rng: random.Random, config: RunConfig, params: GullyParams) -> list[
     return storms
 
 
-def _outages(rng: random.Random, config: RunConfig, params: GullyParams, gws: list[Gateway]) -> list[Outage]:
+def _outages(
+    rng: random.Random, config: RunConfig, params: GullyParams, gws: list[Gateway], devices: list[Device]
+) -> list[Outage]:
+    """Outages of the gateways that are the only one hearing the most devices (an outage nobody
+    notices shows nothing), each lasting 3 to 10 hours."""
+    sole = {g.gateway_id: 0 for g in gws}
+    for device in devices:
+        ids = {link.gateway.gateway_id for link in device.links}
+        if len(ids) == 1 and (only := next(iter(ids))) in sole:
+            sole[only] += 1
+    ranked = sorted(gws, key=lambda g: -sole[g.gateway_id])
     outages = []
     for k in range(params.gateway_outages):
-        gateway = gws[k % len(gws)]
+        gateway = ranked[k % len(ranked)]
         start = config.start + rng.uniform(0.1, 0.7) * config.duration
         outages.append(Outage(gateway.gateway_id, start, start + rng.uniform(3.0, 10.0) * HOUR))
     return outages

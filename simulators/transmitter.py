@@ -34,7 +34,8 @@ class Outage:
 
 
 class Outages:
-    """Which gateways are down at a given time."""
+    """Which gateways are down at a given time (`items` may be set after construction, before any
+    record is generated)."""
 
     def __init__(self, outages: Iterable[Outage] = ()) -> None:
         self.items = tuple(outages)

@@ -84,7 +84,7 @@ def test_topics_name_app_at_tenant_and_device_id(built):
 
 
 def test_keys_are_the_documented_ones(built):
-    for record, _, message in uplinks(built):
+    for _, _, message in uplinks(built):
         assert set(message) <= TOP_KEYS
         assert set(message["end_device_ids"]) == IDS_KEYS
         assert set(message["uplink_message"]) <= UPLINK_KEYS
