@@ -38,7 +38,8 @@ PIR_HOLD_S = 90.0
 
 @dataclass(frozen=True, slots=True)
 class CareParams:
-    """Anomaly rates per resident per week."""
+    """Anomaly rates per resident per week (1 or more: at least one per resident in any run of two
+    days or longer)."""
 
     falls_per_week: float = 0.0
     inactivity_per_week: float = 0.0
@@ -136,7 +137,8 @@ def _anomalies(
         ("night_wandering", routine.night_wandering, params.wandering_per_week, "hall"),
     ]
     for label, apply, rate, room in kinds:
-        count = round(rate * weeks) if rate * weeks >= 1 else int(rng.random() < rate * weeks)
+        # A rate of one a week or more means at least one in any run; rarer ones happen by chance.
+        count = max(1, round(rate * weeks)) if rate >= 1 else int(rng.random() < rate * weeks)
         for _ in range(count):
             if not days or room not in devices:
                 break

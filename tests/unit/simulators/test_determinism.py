@@ -17,7 +17,8 @@ def digest(name: str, seed: int, fmt: feed.Format) -> tuple[str, list[str]]:
 
 
 def test_same_seed_same_messages_and_labels():
-    for name, fmt in (("gully-mixed", "tts"), ("care-mixed", "chirpstack")):
+    cases: list[tuple[str, feed.Format]] = [("gully-mixed", "tts"), ("care-mixed", "chirpstack")]
+    for name, fmt in cases:
         assert digest(name, 11, fmt) == digest(name, 11, fmt)
 
 

@@ -86,11 +86,7 @@ def test_the_daily_routine_shows(care: Run):
             kitchen = ups(care, f"{resident}-kitchen", t0 + 11.8 * HOUR, t0 + 13.5 * HOUR)
             assert any(u.decoded["occupancy"] == "occupied" for u in kitchen)  # lunch
             bathroom = ups(care, f"{resident}-bathroom", t0, t0 + DAY)
-            occupied = [
-                a
-                for a, b in zip(bathroom, bathroom[1:], strict=False)
-                if b.decoded["occupancy"] != a.decoded["occupancy"]
-            ]
+            occupied = [a for a, b in pairwise(bathroom) if b.decoded["occupancy"] != a.decoded["occupancy"]]
             assert len(occupied) >= 6  # at least three visits: in and out each
 
 

@@ -16,22 +16,24 @@ from simulators.timefmt import parse_ns
 
 from .conftest import Run
 
+Points = list[tuple[float, float | None, Uplink]]
 
-def series(run: Run) -> dict[str, list[tuple[float, float | None, Uplink]]]:
+
+def series(run: Run) -> dict[str, Points]:
     """Per device: (time, distance mm or None for no echo, uplink)."""
-    out: dict[str, list[tuple[float, float | None, Uplink]]] = defaultdict(list)
+    out: dict[str, Points] = defaultdict(list)
     for up in run.uplinks():
         out[up.device.device_id].append((up.time, payloads.level_distance(up.device.model, up.decoded), up))
     return out
 
 
-def window(points, start: float, end: float) -> list[float]:
+def window(points: Points, start: float, end: float) -> list[float]:
     return [d for t, d, _ in points if start <= t <= end and d is not None]
 
 
-def at(points, t: float) -> float:
+def at(points: Points, t: float) -> float:
     """The reading closest to `t`."""
-    return min(((abs(pt - t), d) for pt, d, _ in points if d is not None))[1]
+    return min((abs(pt - t), d) for pt, d, _ in points if d is not None)[1]
 
 
 def iso_s(text: str) -> float:
@@ -111,16 +113,17 @@ def test_faults_carry_the_fault(faults: Run):
             spike = points[i][1]
             assert spike is not None
             for j in (i - 1, i + 1):
-                if 0 <= j < len(points) and points[j][1] is not None:
-                    assert abs(spike - points[j][1]) > 250
+                neighbour = points[j][1] if 0 <= j < len(points) else None
+                if neighbour is not None:
+                    assert abs(spike - neighbour) > 250
         elif label.label == "stuck":
             assert len(inside) >= 2 and len({d for _, d, _ in inside}) == 1
         elif label.label == "no_echo":
             assert inside and all(d is None for _, d, _ in inside)
-            assert label.device_id and faults_model(points) in payloads.NO_ECHO_MODELS
+            assert points[0][2].device.model in payloads.NO_ECHO_MODELS
         elif label.label == "parked_vehicle":
-            values = [d for _, d, _ in inside]
-            assert len(values) >= 2 and max(values) - min(values) <= 6
+            values = [d for _, d, _ in inside if d is not None]
+            assert len(values) == len(inside) >= 2 and max(values) - min(values) <= 6
             before = window(points, label.start - 3 * HOUR, label.start)
             if before:
                 assert statistics.median(values) < statistics.median(before) - 100
@@ -131,10 +134,6 @@ def test_faults_carry_the_fault(faults: Run):
             continue
         kinds.add(label.label)
     assert kinds == {"spike", "stuck", "no_echo", "parked_vehicle", "tilt"}
-
-
-def faults_model(points) -> str:
-    return points[0][2].device.model
 
 
 def test_a_gateway_outage_silences_its_devices(outage: Run):
@@ -160,10 +159,10 @@ def test_a_gateway_outage_silences_its_devices(outage: Run):
 def battery_fraction(up: Uplink) -> float:
     d = up.decoded
     if "Bat" in d:
-        return (d["Bat"] - 3.0) / 0.65
+        return (float(d["Bat"]) - 3.0) / 0.65
     if "battery_voltage" in d:
-        return (d["battery_voltage"]["value"] - 3.0) / 0.6
-    return d["battery"] / 100
+        return (float(d["battery_voltage"]["value"]) - 3.0) / 0.6
+    return float(d["battery"]) / 100
 
 
 def test_battery_low_starts_when_the_battery_crosses_the_threshold(battery: Run):

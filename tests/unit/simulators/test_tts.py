@@ -77,10 +77,9 @@ def test_topics_name_app_at_tenant_and_device_id(built):
     for record, topic, message in built:
         assert TOPIC.match(topic), topic
         ids = message["end_device_ids"]
-        assert (
-            topic
-            == f"v3/{ids['application_ids']['application_id']}@{record.device.app.tenant_id}/devices/{ids['device_id']}/{'join' if isinstance(record, Join) else 'up'}"
-        )
+        app = f"{ids['application_ids']['application_id']}@{record.device.app.tenant_id}"
+        event = "join" if isinstance(record, Join) else "up"
+        assert topic == f"v3/{app}/devices/{ids['device_id']}/{event}"
 
 
 def test_keys_are_the_documented_ones(built):
