@@ -1,19 +1,21 @@
 """Plain MQTT connection parameters and a connected paho client (paho-mqtt 2.x, callback API v2).
 
 `simulators` takes host, port and credentials as plain values (the composition root parses
-`LORAWATCH_MQTT_URL`). The client runs without a network thread: the caller drives it with
-`client.loop()`, which lets a publisher write straight to the socket instead of waking a thread for
-every message (the difference between a few thousand and tens of thousands of messages a second).
+`LORAWATCH_MQTT_URL`). The client runs without a network thread, driven through paho's external-loop
+API (`service()` below: select, `loop_read`, `loop_write`, `loop_misc`). A `publish()` then writes
+straight to the socket with one system call; with `loop_start()` or `loop()` paho also pokes a wake-up
+socket pair on every publish, and the network thread competes for the GIL.
 """
 
 from __future__ import annotations
 
+import select
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 
 class BrokerError(RuntimeError):
@@ -65,7 +67,7 @@ def connect(params: MqttParams, *, timeout: float = 10.0, max_inflight: int = 10
             client.disconnect()
             msg = f"no answer from MQTT broker {params.url} within {timeout:g} s"
             raise BrokerError(msg)
-        if client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS and "reason" not in outcome:
+        if service(client, 0.1) != mqtt.MQTT_ERR_SUCCESS and "reason" not in outcome:
             msg = f"MQTT broker {params.url} closed the connection"
             raise BrokerError(msg)
     reason = outcome["reason"]
@@ -73,3 +75,24 @@ def connect(params: MqttParams, *, timeout: float = 10.0, max_inflight: int = 10
         msg = f"MQTT broker {params.url} refused the connection: {reason}"
         raise BrokerError(msg)
     return client
+
+
+def service(client: mqtt.Client, timeout: float = 0.0) -> MQTTErrorCode:
+    """One round of network work: wait up to `timeout` for the socket, read what arrived (acks,
+    messages), write what is queued, and keep the connection alive."""
+    sock = client.socket()
+    if sock is None:
+        return mqtt.MQTT_ERR_NO_CONN
+    pending = getattr(sock, "pending", None)
+    if pending is not None and pending() > 0:
+        timeout = 0.0
+    writable = [sock] if client.want_write() else []
+    readable, _, _ = select.select([sock], writable, [], timeout)
+    rc = mqtt.MQTT_ERR_SUCCESS
+    if readable:
+        rc = client.loop_read(max_packets=1000)
+    if rc == mqtt.MQTT_ERR_SUCCESS and client.want_write():
+        rc = client.loop_write()
+    if rc == mqtt.MQTT_ERR_SUCCESS:
+        rc = client.loop_misc()
+    return rc

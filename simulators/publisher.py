@@ -1,30 +1,32 @@
 """Publish a stream of messages to a broker: as fast as possible, or paced by the messages' own times
 (real time or a speed factor), with a progress bar, returning only when every publish is complete.
 
-The client is driven from this thread (no paho network thread): `publish()` writes straight to the
-socket and `loop()` is called every few hundred messages (and while waiting for the next paced
+The client is driven from this thread (see `mqttclient.service`): `publish()` writes straight to the
+socket, and the network is serviced every few hundred messages (and while waiting for the next paced
 message) to read PUBACKs and keep the connection alive. "Complete" means written to the socket for
-QoS 0 and acknowledged by the broker for QoS 1 (paho's `on_publish`).
+QoS 0 and acknowledged by the broker for QoS 1; paho marks each message's `MQTTMessageInfo` when it
+is, and those are checked oldest first (no per-message callback: for QoS 0 paho would build a reason
+code and a properties object per message to call it).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from tqdm import tqdm
 
 from simulators.capture import Message
-from simulators.mqttclient import BrokerError, MqttParams, connect
+from simulators.mqttclient import BrokerError, MqttParams, connect, service
 from simulators.timefmt import NS
 
-#: Let the broker fall at most this many messages behind before waiting for acknowledgements.
+#: Let the broker fall at most this many messages behind before waiting for it.
 WINDOW = 20_000
-_LOOP_EVERY = 256
+_SERVICE_EVERY = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +37,6 @@ class PublishStats:
     @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self.done = 0
-
-    def on_publish(self, _c: mqtt.Client, _u: object, _mid: int, _r: Any, _p: Any) -> None:
-        self.done += 1
 
 
 def publish(
@@ -59,38 +53,42 @@ def publish(
     possible, otherwise message times are replayed at `speed` x real time (1.0 = real time).
     `progress` None shows a bar only on a terminal."""
     client = connect(params)
-    counter = _Counter()
-    client.on_publish = counter.on_publish
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=total, unit="msg", disable=not show, mininterval=0.5, dynamic_ncols=True)
+    pending: deque[mqtt.MQTTMessageInfo] = deque()
     sent = 0
     started = time.monotonic()
     first_ns: int | None = None
+    last: mqtt.MQTTMessageInfo | None = None
     try:
         for message in messages:
             if speed is not None:
                 if first_ns is None:
                     first_ns = message.time_ns
-                _wait_until(client, started + (message.time_ns - first_ns) / NS / speed)
-            info = client.publish(
-                message.topic, message.payload, qos if qos is not None else message.qos, message.retain
-            )
+                _wait_until(client, params, started + (message.time_ns - first_ns) / NS / speed)
+            level = message.qos if qos is None else qos
+            info = client.publish(message.topic, message.payload, level, message.retain)
             if info.rc == mqtt.MQTT_ERR_NO_CONN:
                 msg = f"lost the connection to MQTT broker {params.url} after {sent} messages"
                 raise BrokerError(msg)
+            if level or sent % _SERVICE_EVERY == 0:
+                pending.append(info)
+            last = info
             sent += 1
-            if sent % _LOOP_EVERY == 0:
+            if sent % _SERVICE_EVERY == 0:
                 _service(client, params)
-                bar.update(_LOOP_EVERY)
-                while sent - counter.done > WINDOW:
+                bar.update(_SERVICE_EVERY)
+                _settle(pending)
+                while len(pending) > WINDOW // (1 if level else _SERVICE_EVERY):
                     _service(client, params, 0.01)
-        bar.update(sent % _LOOP_EVERY)
+                    _settle(pending)
+        bar.update(sent % _SERVICE_EVERY)
+        if last is not None:
+            pending.append(last)
         deadline = time.monotonic() + timeout
-        while counter.done < sent:
+        while _settle(pending):
             if time.monotonic() > deadline:
-                msg = (
-                    f"MQTT broker {params.url} completed {counter.done} of {sent} publishes in {timeout:g} s"
-                )
+                msg = f"MQTT broker {params.url} did not complete {len(pending)} publishes in {timeout:g} s"
                 raise BrokerError(msg)
             _service(client, params, 0.05)
         elapsed = time.monotonic() - started
@@ -100,18 +98,22 @@ def publish(
     return PublishStats(sent, elapsed)
 
 
+def _settle(pending: deque[mqtt.MQTTMessageInfo]) -> int:
+    """Drop completed publishes from the front; returns how many remain. QoS 0 messages go out in
+    order, so a QoS 0 entry stands for every message before it."""
+    while pending and pending[0].is_published():
+        pending.popleft()
+    return len(pending)
+
+
 def _service(client: mqtt.Client, params: MqttParams, timeout: float = 0.0) -> None:
-    """Flush writes, read acknowledgements, keep alive."""
-    rc = client.loop(timeout=timeout)
+    rc = service(client, timeout)
     if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
         msg = f"lost the connection to MQTT broker {params.url}: {mqtt.error_string(rc)}"
         raise BrokerError(msg)
 
 
-def _wait_until(client: mqtt.Client, due: float) -> None:
+def _wait_until(client: mqtt.Client, params: MqttParams, due: float) -> None:
     """Sleep until `due` (monotonic) while keeping the connection serviced."""
-    while True:
-        remaining = due - time.monotonic()
-        if remaining <= 0:
-            return
-        client.loop(timeout=min(remaining, 1.0))
+    while (remaining := due - time.monotonic()) > 0:
+        _service(client, params, min(remaining, 1.0))

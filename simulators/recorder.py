@@ -10,7 +10,7 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 
 from simulators.capture import Message
-from simulators.mqttclient import BrokerError, MqttParams, connect
+from simulators.mqttclient import BrokerError, MqttParams, connect, service
 from simulators.timefmt import now_ns
 
 
@@ -62,7 +62,7 @@ def record(
 
 
 def _loop(client: mqtt.Client, params: MqttParams) -> None:
-    rc = client.loop(timeout=0.2)
+    rc = service(client, 0.2)
     if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
         msg = f"lost the connection to MQTT broker {params.url}: {mqtt.error_string(rc)}"
         raise BrokerError(msg)
