@@ -8,13 +8,12 @@ decoded it or we did. The only exception that leaves `decode` is `DecodeError`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from decoders import builtin as _builtin  # noqa: F401  (registers the built-in codecs)
 from decoders.errors import DecodeError, EncodeError
 from decoders.registry import Codec, FieldDoc, all_codecs, get, register
-from decoders.types import VOCABULARY, Event, Measurement, Normalized, collecting_rejects
+from decoders.types import VOCABULARY, Event, Measurement, Normalized, normalize_collecting
 
 __all__ = [
     "VOCABULARY",
@@ -64,9 +63,4 @@ def normalize(device: str, decoded: Mapping[str, Any]) -> Normalized:
 
     Values the codec drops as physically impossible come back in `rejected`.
     """
-    codec = get(device)
-    with collecting_rejects() as rejected:
-        result = codec.normalize(decoded)
-    if not rejected:
-        return result
-    return replace(result, rejected=[*result.rejected, *rejected])
+    return normalize_collecting(get(device).normalize, decoded)

@@ -64,9 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`--write` regenerates the docs; `--check` returns 1 when they are out of date."""
     parser = argparse.ArgumentParser(prog="python -m decoders.docs", description=__doc__)
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument(
-        "--write", action="store_true", help="rewrite docs/decoders.md and docs/measurements.md"
-    )
+    mode.add_argument("--write", action="store_true", help="rewrite docs/decoders.md and docs/measurements.md")
     mode.add_argument("--check", action="store_true", help="exit 1 if either file is out of date")
     parser.add_argument("--docs", type=Path, default=DOCS, help="docs directory (default: the repo's)")
     args = parser.parse_args(argv)

@@ -81,9 +81,7 @@ def decode_ultrasonic(payload: bytes) -> tuple[dict[str, Any], int]:
     return fields, distance
 
 
-def encode_ultrasonic(
-    decoded: Mapping[str, Any], distance: int, *, battery_mask: int = BATTERY_MASK
-) -> bytes:
+def encode_ultrasonic(decoded: Mapping[str, Any], distance: int, *, battery_mask: int = BATTERY_MASK) -> bytes:
     """Inverse of `decode_ultrasonic`; optional fields default to a periodic uplink without a probe."""
     battery = uint(number_in(decoded, "Bat") * 1000, 16, "Bat")
     if battery & ~battery_mask:

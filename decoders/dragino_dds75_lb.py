@@ -60,9 +60,7 @@ def decode_normal(payload: bytes) -> dict[str, Any]:
 def decode_multi(payload: bytes) -> dict[str, Any]:
     count, odd = divmod(len(payload) - 12, 2)
     if len(payload) < 12 or odd or count > MAX_EXTRA:
-        raise DecodeError(
-            f"multi-distance frame is {len(payload)} bytes, expected 12 + 2*n with n <= {MAX_EXTRA}"
-        )
+        raise DecodeError(f"multi-distance frame is {len(payload)} bytes, expected 12 + 2*n with n <= {MAX_EXTRA}")
     r = Reader(payload)
     battery = r.uint(2, little=False) & 0x0FFF
     r.pos = 8

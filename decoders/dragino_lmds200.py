@@ -87,9 +87,7 @@ def encode(decoded: Mapping[str, Any]) -> tuple[int, bytes]:
             )
         )
     if "TDC" in decoded:
-        return 4, b"".join(
-            u(dragino.number_in(decoded, key, 0), 8 * n, key).to_bytes(n, "big") for key, n in CONFIG
-        )
+        return 4, b"".join(u(dragino.number_in(decoded, key, 0), 8 * n, key).to_bytes(n, "big") for key, n in CONFIG)
     flags = (
         u(dragino.number_in(decoded, "DALARM_count", 0), 6, "DALARM_count") << 2
         | u(dragino.number_in(decoded, "Distance_alarm", 0), 1, "Distance_alarm") << 1

@@ -14,9 +14,7 @@ class DecodeError(ValueError):
     `device`, `f_port` and `payload_hex` say which uplink, so the message stands alone in a log.
     """
 
-    def __init__(
-        self, reason: str, *, device: str = "", f_port: int | None = None, payload: bytes = b""
-    ) -> None:
+    def __init__(self, reason: str, *, device: str = "", f_port: int | None = None, payload: bytes = b"") -> None:
         self.reason = reason
         self.device = device
         self.f_port = f_port
@@ -26,9 +24,7 @@ class DecodeError(ValueError):
             for part in (
                 device,
                 f"fPort {f_port}" if f_port is not None else "",
-                f"payload {self.payload_hex[:64]}{'…' if len(self.payload_hex) > 64 else ''}"
-                if payload
-                else "",
+                f"payload {self.payload_hex[:64]}{'…' if len(self.payload_hex) > 64 else ''}" if payload else "",
             )
             if part
         )

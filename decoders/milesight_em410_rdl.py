@@ -194,11 +194,7 @@ def _history_normalized(item: Mapping[str, Any]) -> tuple[list[Measurement], lis
     time = level.utc(item.get("timestamp"))
     if time is None:
         return [], []
-    found = (
-        _distance(item.get("distance"), time)
-        if "distance" in item or "distance_sensor_status" in item
-        else []
-    )
+    found = _distance(item.get("distance"), time) if "distance" in item or "distance_sensor_status" in item else []
     found += level.temperature(item.get("temperature"), time)
     events: list[Event] = []
     labels = item.get("event")

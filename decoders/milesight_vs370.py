@@ -27,9 +27,7 @@ RULES = (
 FIELDS = (
     BATTERY_FIELD,
     FieldDoc(None, "occupancy", '03 00: "vacant" (0), "occupied" (1), else "unknown"'),
-    FieldDoc(
-        None, "illuminance", '04 00: "dim" (0), "bright" (1), "disable" (0xFE: detection off), else "unknown"'
-    ),
+    FieldDoc(None, "illuminance", '04 00: "dim" (0), "bright" (1), "disable" (0xFE: detection off), else "unknown"'),
     *attribute_fields(),
 )
 

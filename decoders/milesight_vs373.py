@@ -121,9 +121,7 @@ def _encode_bitmask(decoded: Mapping[str, Any]) -> list[bytes]:
         raise EncodeError(msg)
     mask = 0
     for n in present:
-        bit = label_code(
-            {0: "vacant", 1: "occupied"}, decoded[f"region_{n}_occupancy"], f"region_{n}_occupancy"
-        )
+        bit = label_code({0: "vacant", 1: "occupied"}, decoded[f"region_{n}_occupancy"], f"region_{n}_occupancy")
         if bit not in (0, 1):
             raise EncodeError(f"region_{n}_occupancy must be 'vacant' or 'occupied'")
         mask |= bit << (n - 1)
@@ -230,10 +228,7 @@ TABLE = make_table(
     Record(0x0A, 0xB3, 5, "region occupancy", _bitmask_occupancy, _encode_bitmask),
     Record(0x04, 0xF9, 4, "legacy region occupancy", _legacy_occupancy),
     field_record(0x09, 0xB2, *(Field(k, "u8", labels=REGION_TYPE) for k in _region_keys("type", 1, 6))),
-    (
-        _times_encoder(field_record(*key, *fields), legacy=key == (0x05, 0xFA))
-        for key, fields in _FIELDS_OF.items()
-    ),
+    (_times_encoder(field_record(*key, *fields), legacy=key == (0x05, 0xFA)) for key, fields in _FIELDS_OF.items()),
     field_record(
         0x08,
         0xB1,
@@ -305,9 +300,7 @@ class _Breathing(Numeric):
 
 
 FIELDS = (
-    FieldDoc(
-        None, "detection_status", "03 F8 / 07 B0: normal, vacant, in_bed, out_of_bed, fall (else unknown)"
-    ),
+    FieldDoc(None, "detection_status", "03 F8 / 07 B0: normal, vacant, in_bed, out_of_bed, fall (else unknown)"),
     FieldDoc(None, "target_status", "03 F8 / 07 B0: normal, motionless, abnormal, lying_down (else unknown)"),
     FieldDoc(None, "use_time_now", "03 F8 (u16) / 07 B0 (u24): current use time; unit not documented"),
     FieldDoc(None, "use_time_today", "03 F8 (u16) / 07 B0 (u24): use time today; unit not documented"),
@@ -315,10 +308,7 @@ FIELDS = (
         FieldDoc(None, k, "04 F9 (regions 1-4, raw 1 = vacant, inverted) / 0A B3 bitmask: occupied or vacant")
         for k in _region_keys("occupancy", 1, 6)
     ),
-    *(
-        FieldDoc(None, k, "09 B2: custom, bed, door, ignore, unset (else unknown)")
-        for k in _region_keys("type", 1, 6)
-    ),
+    *(FieldDoc(None, k, "09 B2: custom, bed, door, ignore, unset (else unknown)") for k in _region_keys("type", 1, 6)),
     *(
         FieldDoc(None, k, "05 FA (u16, regions 1-4) / 0B, 0C B4 (u24): out-of-bed time, s (README)")
         for k in _region_keys("out_of_bed_time", 1, 6)
@@ -330,9 +320,7 @@ FIELDS = (
         "events",
         "06 FB: list of {alarm_id, alarm_type, alarm_status, region_id (out_of_bed/bradynea/tachypnea)}",
     ),
-    FieldDoc(
-        None, "history", "20 CE: list of {timestamp (unix s), alarm_id, alarm_type, alarm_status, region_id?}"
-    ),
+    FieldDoc(None, "history", "20 CE: list of {timestamp (unix s), alarm_id, alarm_type, alarm_status, region_id?}"),
     *(
         f
         for f in attribute_fields(device_status='FF 0B: "off" (0), "on" (1), else "unknown"')

@@ -6,8 +6,7 @@ the same quantity names it the same way, and `docs/measurements.md` is generated
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -90,12 +89,17 @@ def reject(name: str, value: float, time: datetime | None = None) -> None:
         sink.append(Measurement(name, value, time))
 
 
-@contextmanager
-def collecting_rejects() -> Iterator[list[Measurement]]:
-    """Collect `reject()` calls made inside the block."""
+def normalize_collecting(normalize: Callable[[Any], Normalized], decoded: Any) -> Normalized:
+    """Run a codec's `normalize` and attach what it reported through `reject()`.
+
+    A plain function rather than a context manager: this runs once per uplink on the ingest hot path.
+    """
     sink: list[Measurement] = []
     token = _REJECTED.set(sink)
     try:
-        yield sink
+        result = normalize(decoded)
     finally:
         _REJECTED.reset(token)
+    if not sink:
+        return result
+    return Normalized(result.measurements, result.events, [*result.rejected, *sink])

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 import decoders
 from ingest.envelope import EnvelopeError, Other, Uplink, parse
 from ingest.ranges import out_of_range
@@ -74,22 +76,18 @@ class Processor:
             )
 
     def _process(self, topic: str, raw: bytes, received_at: datetime) -> Outcome:
-        def dead(
-            stage: str, reason: str, exc: BaseException | None = None, device: str | None = None
-        ) -> DeadLetter:
+        def dead(stage: str, reason: str, exc: BaseException | None = None, device: str | None = None) -> DeadLetter:
             log.warning(
                 "ingest_dead_letter",
                 extra={"stage": stage, "reason": reason, "topic": topic, "payload_hex": raw[:128].hex()},
             )
-            return DeadLetter(
-                received_at, stage, reason, type(exc).__name__ if exc else None, topic, device, raw
-            )
+            return DeadLetter(received_at, stage, reason, type(exc).__name__ if exc else None, topic, device, raw)
 
         if raw[:1] not in (b"{", b"[", b" ", b"\n", b"\r", b"\t"):
             return dead("json", "body is not JSON (binary protobuf? set the LNS integration to JSON)")
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             return dead("json", f"invalid JSON: {exc}", exc)
         if not isinstance(body, dict):
             return dead("json", f"JSON body is a {type(body).__name__}, expected an object")
@@ -128,9 +126,7 @@ class Processor:
                 except decoders.DecodeError as exc:
                     return dead("decode", f"cannot normalise: {exc}", exc, up.device_id)
         rows: dict[datetime, list[Any]] = {}
-        refused = [
-            (m, f"{m.name} = {m.value} is outside the device's physical range") for m in normalized.rejected
-        ]
+        refused = [(m, f"{m.name} = {m.value} is outside the device's physical range") for m in normalized.rejected]
         for m in normalized.measurements:
             idx = READING_INDEX.get(m.name)
             if idx is None:
@@ -149,6 +145,9 @@ class Processor:
             canonical = json.dumps(e.attrs, sort_keys=True, default=str)
             key = hashlib.blake2b(canonical.encode(), digest_size=8).hexdigest()
             events.append((e.time or up.time, up.device_id, e.kind, key, canonical, up.uplink_key))
+        # Our own decoding is a pure function of frm_payload and the decoder named in `decoder`, so it is
+        # not stored twice; only the LNS's decoded payload (which we cannot recompute) is kept.
+        stored_decoded = to_json(decoded) if decoder == "lns" else None
         if up.simulated:  # TTS "simulate uplink": keep the message, but it must never drive alerts
             rows, events = {}, []
         uplink = (
@@ -168,7 +167,7 @@ class Processor:
             up.rssi,
             up.snr,
             len(up.gateways),
-            to_json(decoded),
+            stored_decoded,
             decoder,
             to_json(up.rx_metadata) if up.rx_metadata else None,
         )
@@ -187,8 +186,7 @@ class Processor:
             readings=[(t, up.device_id, values) for t, values in rows.items()],
             events=events,
             gateways=[
-                GatewaySeen(g.key, g.gateway_id, g.eui, g.packet_broker, g.latitude, g.longitude)
-                for g in up.gateways
+                GatewaySeen(g.key, g.gateway_id, g.eui, g.packet_broker, g.latitude, g.longitude) for g in up.gateways
             ],
             topic=topic,
             raw=raw,

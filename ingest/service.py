@@ -16,33 +16,38 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import queue
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as mp_wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.backfill import BackfillError, StorageApi, applications_from, run_backfill
 from ingest.metrics import IngestMetrics
-from ingest.pipeline import Processor, Skipped
-from store.writer import DeadLetter, IngestWriter, UplinkRecord, WriteResult, device_models
+from ingest.worker import Summary, worker_main
 
 log = logging.getLogger(__name__)
 
-#: Backoff between database reconnect attempts: start, factor, ceiling (seconds).
-DB_RETRY = (0.2, 2.0, 5.0)
-#: How often the device -> model cache is reloaded, so an admin's assignment takes effect.
-MODEL_CACHE_S = 30.0
+#: Batches per worker handed over and not yet committed: two keep a worker busy while one is acknowledged.
+MAX_BATCHES_IN_FLIGHT = 2
+#: On stop, how long to wait for queued messages to be committed before leaving them to redelivery.
+DRAIN_S = 10.0
 #: MQTT keepalive (seconds). TTS times out after 1.5x this with no packet.
 KEEPALIVE_S = 30
+#: A batch stops growing when no message arrives within this gap (seconds).
+LINGER_S = 0.003
 #: Marker for messages that did not come from MQTT (backfill): nothing to acknowledge.
 NO_ACK = -1
 
@@ -67,6 +72,7 @@ class IngestConfig:
     batch_size: int = 2000
     batch_ms: int = 100
     buffer: int = 50_000
+    workers: int = 2
     storage_api: StorageApi | None = None
 
 
@@ -106,14 +112,14 @@ class Ingester:
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=config.buffer)
         self._generation = 0
         self._connected_once = False
-        self._models: dict[str, str] = {}
-        self._models_at = 0.0
-        self._conn: psycopg.Connection | None = None
-        self._writer: IngestWriter | None = None
         self._newest_tts: datetime | None = None
         self._stop = threading.Event()
         self._client = self._make_client()
-        self._processor = Processor(self._model_of)
+        self._workers: list[tuple[BaseProcess, Connection]] = []
+        self._pending: deque[tuple[int, int, list[_Item]]] = deque()  # (batch id, worker, items)
+        self._answers: dict[int, Summary] = {}
+        self._batch_id = 0
+        self._max_in_flight = MAX_BATCHES_IN_FLIGHT * config.workers
 
     # --- MQTT side (paho's thread) -------------------------------------------------------------------
 
@@ -204,47 +210,14 @@ class Ingester:
         self.totals.backfilled += n
         self.metrics.backfilled.inc(n)
 
-    # --- database side (the caller's thread) ---------------------------------------------------------
+    # --- batching side (the caller's thread); decoding and writing happen in the worker process ------
 
-    def _model_of(self, device_id: str) -> str | None:
-        return self._models.get(device_id)
-
-    def _connect_db(self) -> None:
-        delay, factor, ceiling = DB_RETRY
-        while not self._stop.is_set():
-            try:
-                conn = psycopg.connect(self.config.database_url, connect_timeout=5)
-                self._conn, self._writer = conn, IngestWriter(conn)
-                row = conn.execute("SELECT max(time) FROM uplinks WHERE source = 'tts'").fetchone()
-                conn.commit()
-                self._newest_tts = row[0] if row else None
-                self._refresh_models(force=True)
-                self.metrics.db_connected.set(1)
-                log.info("db_connected")
-                return
-            except psycopg.OperationalError as exc:
-                self.metrics.db_connected.set(0)
-                log.warning("db_unavailable_retrying", extra={"error": str(exc).strip(), "retry_in_s": delay})
-                self._stop.wait(delay)
-                delay = min(delay * factor, ceiling)
-
-    def _refresh_models(self, *, force: bool = False) -> None:
-        if self._conn is None or (not force and time.monotonic() - self._models_at < MODEL_CACHE_S):
-            return
-        self._models = device_models(self._conn)
-        self._conn.commit()
-        self._models_at = time.monotonic()
-
-    def _drop_db(self) -> None:
-        self.metrics.db_connected.set(0)
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
-        self._conn = self._writer = None
-
-    def _take_batch(self) -> list[_Item]:
+    def _take_batch(self, wait: float) -> list[_Item]:
+        """Whatever is queued, up to `batch_size`; lingers up to `batch_ms` only while messages keep
+        arriving. Waiting for a full batch would stall a QoS 1 stream, because the broker sends no more
+        than its in-flight window until this batch is committed and acknowledged."""
         try:
-            first = self._queue.get(timeout=0.2)
+            first = self._queue.get(timeout=wait)
         except queue.Empty:
             return []
         batch = [first]
@@ -252,84 +225,108 @@ class Ingester:
         while len(batch) < self.config.batch_size:
             try:
                 batch.append(self._queue.get_nowait())
+                continue
             except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(self._queue.get(timeout=remaining))
-                except queue.Empty:
-                    break
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=min(remaining, LINGER_S)))
+            except queue.Empty:
+                break
         return batch
 
-    def _handle(self, batch: list[_Item], *, retry: bool = True) -> None:
-        records: list[UplinkRecord] = []
-        dead: list[DeadLetter] = []
-        for item in batch:
-            outcome = self._processor.process(item.topic, item.payload, item.received_at)
-            if isinstance(outcome, UplinkRecord):
-                records.append(outcome)
-            elif isinstance(outcome, DeadLetter):
-                dead.append(outcome)
-            elif isinstance(outcome, Skipped):
-                self.totals.skipped += 1
-                self.metrics.skipped.labels(outcome.kind).inc()
-        result = self._write(records, dead, retry=retry)
-        if result is None:
-            return  # stopping during an outage: leave the batch unacknowledged for redelivery
-        for item in batch:
-            if item.qos > 0 and item.mid != NO_ACK and item.generation == self._generation:
-                self._client.ack(item.mid, item.qos)
-        self._account(result, records, dead)
+    def _spawn_worker(self) -> tuple[BaseProcess, Connection]:
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs paho's thread
+        parent, child = ctx.Pipe()
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        proc = ctx.Process(
+            target=worker_main,
+            args=(child, self.config.database_url, level),
+            name="lorawatch-ingest-worker",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        return proc, parent
 
-    def _write(
-        self, records: list[UplinkRecord], dead: list[DeadLetter], *, retry: bool = True
-    ) -> WriteResult | None:
-        """Write until it succeeds; None if asked to stop (or `retry` is off) while the database is down."""
-        started = time.perf_counter()
-        attempts = 0
-        while attempts == 0 or (retry and not self._stop.is_set()):
-            attempts += 1
-            if self._writer is None:
-                if not retry:
-                    return None
-                self._connect_db()
-                if self._writer is None:
-                    return None
-            try:
-                result = self._writer.write(records, dead)
-                self.metrics.batch_seconds.observe(time.perf_counter() - started)
-                return result
-            except psycopg.OperationalError as exc:
-                log.warning(
-                    "db_write_failed_retrying",
-                    extra={"error": str(exc).strip(), "batch": len(records) + len(dead)},
-                )
-                self._drop_db()
-        return None
+    def _start_workers(self) -> None:
+        """Start the worker processes and wait until each has reached the database."""
+        self._workers = [self._spawn_worker() for _ in range(self.config.workers)]
+        for proc, pipe in self._workers:
+            self._await_ready(proc, pipe)
+        self.metrics.db_connected.set(1)
 
-    def _account(self, result: WriteResult, records: list[UplinkRecord], dead: list[DeadLetter]) -> None:
+    def _await_ready(self, proc: BaseProcess, pipe: Connection) -> None:
+        while not self._stop.is_set():
+            if pipe.poll(0.2):
+                kind, newest = pipe.recv()
+                assert kind == "ready", kind
+                if newest is not None and (self._newest_tts is None or newest > self._newest_tts):
+                    self._newest_tts = newest
+                return
+            if not proc.is_alive():
+                msg = f"ingest worker exited with code {proc.exitcode} before it was ready"
+                raise RuntimeError(msg)
+
+    def _send(self, batch: list[_Item], worker: int | None = None) -> None:
+        self._batch_id += 1
+        index = self._batch_id % len(self._workers) if worker is None else worker
+        self._pending.append((self._batch_id, index, batch))
+        items = [(i.topic, i.payload, i.received_at) for i in batch]
+        self._workers[index][1].send(("batch", self._batch_id, items))
+
+    def _collect(self, wait: float) -> None:
+        """Take the workers' answers. Batches are acknowledged strictly in the order they were received
+        (MQTT wants PUBACKs in order), so an answer that arrives early waits for the ones before it."""
+        pipes = [pipe for _, pipe in self._workers]
+        for pipe in mp_wait(pipes, timeout=wait) if self._pending else []:
+            assert isinstance(pipe, Connection)
+            kind, batch_id, summary = pipe.recv()
+            assert kind == "done", kind
+            self._answers[batch_id] = summary
+        while self._pending and self._pending[0][0] in self._answers:
+            batch_id, _, batch = self._pending.popleft()
+            for item in batch:
+                if item.qos > 0 and item.mid != NO_ACK and item.generation == self._generation:
+                    self._client.ack(item.mid, item.qos)
+            self._account(self._answers.pop(batch_id))
+        if not self._stop.is_set():
+            for index, (proc, _) in enumerate(self._workers):
+                if not proc.is_alive():
+                    self._restart_worker(index)
+
+    def _restart_worker(self, index: int) -> None:
+        """A crashed worker is replaced and given its unanswered batches again (dedup drops repeats)."""
+        log.error("ingest_worker_died_restarting", extra={"exitcode": self._workers[index][0].exitcode})
+        self._workers[index][1].close()
+        self._workers[index] = self._spawn_worker()
+        self._await_ready(*self._workers[index])
+        mine = [(bid, batch) for bid, w, batch in self._pending if w == index and bid not in self._answers]
+        for bid, batch in mine:
+            self._workers[index][1].send(("batch", bid, [(i.topic, i.payload, i.received_at) for i in batch]))
+
+    def _account(self, s: Summary) -> None:
         t = self.totals
         t.batches += 1
-        t.stored += result.stored
-        t.duplicates += result.duplicates
-        t.dead_lettered += result.dead_lettered
-        for d in [*dead, *result.store_rejects, *result.value_rejects]:
-            t.by_stage[d.stage] = t.by_stage.get(d.stage, 0) + 1
-            self.metrics.dead_letters.labels(d.stage).inc()
-        self.metrics.stored.inc(result.stored)
-        self.metrics.duplicates.inc(result.duplicates)
-        self.metrics.received.inc(len(records) + len(dead))
+        t.stored += s.stored
+        t.duplicates += s.duplicates
+        t.dead_lettered += s.dead_lettered
+        t.skipped += sum(s.skipped.values())
+        for kind, n in s.skipped.items():
+            self.metrics.skipped.labels(kind).inc(n)
+        for stage, n in s.dead_by_stage.items():
+            t.by_stage[stage] = t.by_stage.get(stage, 0) + n
+            self.metrics.dead_letters.labels(stage).inc(n)
+        self.metrics.stored.inc(s.stored)
+        self.metrics.duplicates.inc(s.duplicates)
+        self.metrics.batch_seconds.observe(s.seconds)
         self.metrics.queue_depth.set(self._queue.qsize())
-        newest = max((r.uplink[0] for r in records if r.uplink[3] == "tts"), default=None)
-        if newest is not None and (self._newest_tts is None or newest > self._newest_tts):
-            self._newest_tts = newest
-        if any(r.device.device_id not in self._models and r.device.model for r in records):
-            self._models_at = 0.0  # a new device brought its model: reload soon
-        self._refresh_models()
+        self._newest_tts = s.newest_tts
 
     def run(self, stop: threading.Event | None = None, on_ready: Callable[[], None] | None = None) -> Totals:
-        """Connect, subscribe and ingest until `stop` is set; then drain what is queued and return."""
+        """Connect, subscribe and ingest until `stop` is set; then write what is queued and return."""
         if stop is not None:
 
             def relay() -> None:
@@ -337,30 +334,53 @@ class Ingester:
                 self._stop.set()
 
             threading.Thread(target=relay, daemon=True).start()
-        self._connect_db()
+        self._start_workers()
         cfg = self.config.mqtt
         self._client.connect_async(cfg.host, cfg.port, keepalive=KEEPALIVE_S)
         self._client.loop_start()
         try:
             while not self._stop.is_set():
-                if not self.ready.is_set() and self._connected_once and self._writer is not None:
+                if not self.ready.is_set() and self._connected_once:
                     self.ready.set()
                     if on_ready:
                         on_ready()
-                batch = self._take_batch()
-                if batch:
-                    self._handle(batch)
-            # Stopping: write what is already queued if the database is there, so QoS 0 loses nothing.
-            while self._writer is not None and not self._queue.empty():
-                rest: list[_Item] = []
-                while not self._queue.empty() and len(rest) < self.config.batch_size:
-                    rest.append(self._queue.get_nowait())
-                self._handle(rest, retry=False)
+                if len(self._pending) < self._max_in_flight:
+                    batch = self._take_batch(0.002 if self._pending else 0.2)
+                    if batch:
+                        self._send(batch)
+                self._collect(0.0 if len(self._pending) < self._max_in_flight else 0.05)
+            self._drain()
         finally:
             self._client.disconnect()
             self._client.loop_stop()
-            self._drop_db()
+            self._stop_workers()
         return self.totals
+
+    def _drain(self) -> None:
+        """On stop: hand over what is queued and wait (bounded) for it to commit, so QoS 0 loses nothing.
+        Whatever is not committed in time stays unacknowledged and the QoS 1 broker redelivers it."""
+        deadline = time.monotonic() + DRAIN_S
+        while time.monotonic() < deadline and (self._pending or not self._queue.empty()):
+            while len(self._pending) < self._max_in_flight and not self._queue.empty():
+                self._send(self._take_batch(0))
+            self._collect(0.1)
+        if self._pending or not self._queue.empty():
+            log.warning(
+                "ingest_stopped_with_unwritten_messages",
+                extra={"batches": len(self._pending), "queued": self._queue.qsize()},
+            )
+
+    def _stop_workers(self) -> None:
+        for _, pipe in self._workers:
+            with contextlib.suppress(OSError):
+                pipe.send(("stop",))
+        for proc, pipe in self._workers:
+            proc.join(5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+            pipe.close()
+        self.metrics.db_connected.set(0)
 
     def stop(self) -> None:
         self._stop.set()

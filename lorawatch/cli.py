@@ -84,9 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     p = db_sub.add_parser("migrate", help="apply pending schema migrations (idempotent)")
     p.set_defaults(handler=_db_migrate)
-    p = db_sub.add_parser(
-        "status", help="list migrations and whether each is applied (exit 1 if any pending)"
-    )
+    p = db_sub.add_parser("status", help="list migrations and whether each is applied (exit 1 if any pending)")
     p.set_defaults(handler=_db_status)
 
     p = sub.add_parser("status", help="counts of devices, uplinks, readings, events, dead letters, alerts")

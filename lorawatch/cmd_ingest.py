@@ -17,9 +17,7 @@ from lorawatch.settings import Settings, parse_mqtt_url
 log = logging.getLogger(__name__)
 
 
-def ingest_config(
-    settings: Settings, *, database: str | None = None, mqtt_url: str | None = None
-) -> IngestConfig:
+def ingest_config(settings: Settings, *, database: str | None = None, mqtt_url: str | None = None) -> IngestConfig:
     """Build the ingester's configuration from settings (explicit URLs override, e.g. for the demo)."""
     url = mqtt_url or (settings.mqtt_url.get_secret_value() if settings.mqtt_url else None)
     if url is None:
@@ -51,6 +49,7 @@ def ingest_config(
         batch_size=settings.ingest_batch_size,
         batch_ms=settings.ingest_batch_ms,
         buffer=settings.ingest_buffer,
+        workers=settings.ingest_workers,
         storage_api=storage,
     )
 

@@ -237,9 +237,7 @@ class Mosquitto:
     messages queued across its own crash and across a broker restart.
     """
 
-    def __init__(
-        self, directory: Path, *, port: int | None = None, users: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, directory: Path, *, port: int | None = None, users: dict[str, str] | None = None) -> None:
         self.directory = directory.resolve()
         self.port = port or free_port()
         self.users = users or {}
@@ -263,7 +261,7 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
             "max_queued_messages 1000000",
-            "max_inflight_messages 1000",
+            "max_inflight_messages 20000",  # lets ack-after-commit batches fill (docs/ingest.md)
             "max_keepalive 120",
             "set_tcp_nodelay true",
         ]

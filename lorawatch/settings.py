@@ -27,33 +27,24 @@ class Settings(BaseSettings):
     mqtt_topics: str = Field(
         default="v3/+/devices/+/up", description="comma-separated MQTT topic filters to subscribe to"
     )
-    mqtt_client_id: str = Field(
-        default="lorawatch-ingest", description="MQTT client id (stable: QoS 1 sessions)"
-    )
-    mqtt_qos: int = Field(
-        default=1, ge=0, le=1, description="subscription QoS (TTS delivers QoS 0 whatever you ask)"
-    )
-    mqtt_ca_file: Path | None = Field(
-        default=None, description="CA bundle for mqtts:// (system CAs if unset)"
-    )
+    mqtt_client_id: str = Field(default="lorawatch-ingest", description="MQTT client id (stable: QoS 1 sessions)")
+    mqtt_qos: int = Field(default=1, ge=0, le=1, description="subscription QoS (TTS delivers QoS 0 whatever you ask)")
+    mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts:// (system CAs if unset)")
     tts_api_url: str | None = Field(
         default=None,
         description="TTS base URL for Storage Integration backfill, e.g. https://eu1.cloud.thethings.network",
     )
-    tts_api_key: SecretStr | None = Field(
-        default=None, description="TTS API key with TRAFFIC_READ, for backfill"
-    )
-    data_dir: Path = Field(
-        default=Path(".lorawatch"), description="where the embedded servers keep their data"
-    )
+    tts_api_key: SecretStr | None = Field(default=None, description="TTS API key with TRAFFIC_READ, for backfill")
+    data_dir: Path = Field(default=Path(".lorawatch"), description="where the embedded servers keep their data")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["json", "text"] = Field(default="text", description="log line format")
     ingest_batch_size: int = Field(default=2000, ge=1, le=100_000, description="max uplinks per COPY batch")
-    ingest_batch_ms: int = Field(
-        default=100, ge=1, le=60_000, description="max wait before a partial batch is written"
-    )
+    ingest_batch_ms: int = Field(default=100, ge=1, le=60_000, description="max wait before a partial batch is written")
     ingest_buffer: int = Field(
         default=50_000, ge=100, description="max uplinks held in memory while the database is unavailable"
+    )
+    ingest_workers: int = Field(
+        default=2, ge=1, le=16, description="processes that decode and write (the MQTT side has its own)"
     )
     metrics_port: int | None = Field(default=None, description="serve Prometheus metrics on this port")
 

@@ -47,9 +47,5 @@ def apply_features(conn: psycopg.Connection, features: Features) -> None:
         log.info("timescaledb_apache_edition", extra={"version": features.version})
         return
     for table, segment in (("readings", "device_id"), ("uplinks", "device_id")):
-        conn.execute(
-            f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = '{segment}')"
-        )
-        conn.execute(
-            "SELECT add_compression_policy(%s, %s::interval, if_not_exists => true)", (table, COMPRESS_AFTER)
-        )
+        conn.execute(f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = '{segment}')")
+        conn.execute("SELECT add_compression_policy(%s, %s::interval, if_not_exists => true)", (table, COMPRESS_AFTER))

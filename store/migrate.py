@@ -115,9 +115,7 @@ def status(conninfo: str) -> list[MigrationStatus]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
         applied = _applied(conn) if exists and exists[0] else {}
-    return [
-        MigrationStatus(m.version, m.name, applied.get(m.version, (None, None, None))[2]) for m in available()
-    ]
+    return [MigrationStatus(m.version, m.name, applied.get(m.version, (None, None, None))[2]) for m in available()]
 
 
 def features(conninfo: str) -> Features:

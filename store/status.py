@@ -25,9 +25,7 @@ def counts(conninfo: str) -> dict[str, Any]:
             out[key] = int(row[0]) if row else 0
         out["dead_letters"] = {
             stage: int(n)
-            for stage, n in conn.execute(
-                "SELECT stage, count(*) FROM dead_letters GROUP BY stage ORDER BY stage"
-            )
+            for stage, n in conn.execute("SELECT stage, count(*) FROM dead_letters GROUP BY stage ORDER BY stage")
         }
         has_alerts = conn.execute("SELECT to_regclass('alerts') IS NOT NULL").fetchone()
         open_alerts = 0

@@ -52,7 +52,7 @@ CREATE TABLE uplinks (
     rssi_dbm        real,                         -- best over the gateways that heard it
     snr_db          real,
     gateway_count   smallint NOT NULL DEFAULT 0,
-    decoded         jsonb,                        -- the decoded payload (ours or the LNS's)
+    decoded         jsonb,                        -- the LNS's decoded payload; ours is recomputed from frm_payload
     decoder         text,                         -- 'lorawatch:<brand/model>' | 'lns' | NULL (MAC-only)
     rx_metadata     jsonb,                        -- gateways, without uplink_token
     received_at     timestamptz NOT NULL DEFAULT now(),  -- when we received it

@@ -29,15 +29,11 @@ def test_db_migrate_then_status(
     assert "0 pending" in capsys.readouterr().out
 
 
-def test_status_json_keys(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_status_json_keys(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("LORAWATCH_DATABASE_URL", db_url)
     assert main(["status", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert {"devices", "uplinks", "readings", "events", "duplicates", "dead_letters", "open_alerts"} <= set(
-        data
-    )
+    assert {"devices", "uplinks", "readings", "events", "duplicates", "dead_letters", "open_alerts"} <= set(data)
     assert isinstance(data["dead_letters"], dict)
 
 
@@ -55,9 +51,7 @@ def test_unreachable_database_is_one_clear_line(
 ) -> None:
     from lorawatch.services import free_port
 
-    monkeypatch.setenv(
-        "LORAWATCH_DATABASE_URL", f"postgresql://x@127.0.0.1:{free_port()}/x?connect_timeout=2"
-    )
+    monkeypatch.setenv("LORAWATCH_DATABASE_URL", f"postgresql://x@127.0.0.1:{free_port()}/x?connect_timeout=2")
     assert main(["status"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lorawatch:") and "Traceback" not in err

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -99,9 +99,7 @@ def test_kill_9_mid_stream_loses_nothing(db_url: str, fresh_mosquitto: Mosquitto
         proc.wait(15)
 
 
-def test_thirty_second_database_outage_loses_nothing(
-    own_postgres: Postgres, fresh_mosquitto: Mosquitto
-) -> None:
+def test_thirty_second_database_outage_loses_nothing(own_postgres: Postgres, fresh_mosquitto: Mosquitto) -> None:
     pub = Publisher(fresh_mosquitto.port)
     db = own_postgres.url
     try:
@@ -126,9 +124,7 @@ def test_thirty_second_database_outage_loses_nothing(
 
 
 def test_broker_restart_loses_nothing(db_url: str, fresh_mosquitto: Mosquitto) -> None:
-    with running_ingester(
-        db_url, fresh_mosquitto.port, ("v3/+/devices/+/up",), client_id="restart-ingest"
-    ) as ing:
+    with running_ingester(db_url, fresh_mosquitto.port, ("v3/+/devices/+/up",), client_id="restart-ingest") as ing:
         pub = Publisher(fresh_mosquitto.port)
         pub.publish_many(_bodies(200))
         pub.close()
@@ -143,8 +139,8 @@ def test_broker_restart_loses_nothing(db_url: str, fresh_mosquitto: Mosquitto) -
 class _StorageApi(BaseHTTPRequestHandler):
     """Speaks the TTS Storage Integration: NDJSON of {"result": ApplicationUp}, bearer auth."""
 
-    bodies: list[dict[str, Any]] = []
-    requests: list[str] = []
+    bodies: ClassVar[list[dict[str, Any]]] = []
+    requests: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         type(self).requests.append(self.path)
@@ -203,9 +199,7 @@ def test_storage_api_failure_is_logged_and_live_ingest_continues(
     from lorawatch.services import free_port
 
     api = StorageApi(f"http://127.0.0.1:{free_port()}", "NNSXS.TEST", timeout_s=2)
-    with running_ingester(
-        db_url, mosquitto.port, ("v3/gully-net/devices/+/up",), qos=0, storage_api=api
-    ) as ing:
+    with running_ingester(db_url, mosquitto.port, ("v3/gully-net/devices/+/up",), qos=0, storage_api=api) as ing:
         wait_until(lambda: any("backfill_failed" in r.message for r in caplog.records), what="failure logged")
         pub = Publisher(mosquitto.port)
         body = tts_uplink(f_cnt=5)

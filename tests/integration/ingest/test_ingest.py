@@ -22,9 +22,7 @@ def test_tts_uplinks_are_stored_decoded_and_deduplicated(db_url, mosquitto, publ
     assert ing.totals.duplicates == 5
     # The device registered itself, unassigned, with what its uplinks said.
     with psycopg.connect(db_url) as conn:
-        row = conn.execute(
-            "SELECT kind, brand_id, model_id, dev_eui, first_seen < last_seen FROM devices"
-        ).fetchone()
+        row = conn.execute("SELECT kind, brand_id, model_id, dev_eui, first_seen < last_seen FROM devices").fetchone()
     assert row == ("unassigned", "dragino", "ldds75", "A84041000181C2F7", True)
     gw = scalar(db_url, "SELECT uplinks FROM gateways WHERE gateway_id = 'depot-roof-gw'")
     assert gw == 20
@@ -47,9 +45,7 @@ def test_bad_messages_are_dead_lettered_by_stage_and_good_ones_still_land(
     assert scalar(db_url, "SELECT count(*) FROM uplinks") == 1
 
 
-def test_range_rejects_are_dead_lettered_but_the_uplink_is_stored(
-    db_url, mosquitto, publisher: Publisher
-) -> None:
+def test_range_rejects_are_dead_lettered_but_the_uplink_is_stored(db_url, mosquitto, publisher: Publisher) -> None:
     body = tts_uplink(payload=bytes.fromhex("3FFF0AEF00000001"))
     with running_ingester(db_url, mosquitto.port, ("v3/+/devices/+/up",)) as ing:
         publisher.publish(topic_for(body), raw(body))
@@ -64,9 +60,7 @@ def test_chirpstack_and_tts_on_one_ingester(db_url, mosquitto, publisher: Publis
     cs = example("chirpstack_7_4_up")
     cs_topic = "application/5f0c6a1e-2b7d-4c3a-9e41-7d2b8c0f9a13/device/a84041000181c2f7/event/up"
     tts = tts_uplink(f_cnt=4_294_967_295)
-    with running_ingester(
-        db_url, mosquitto.port, ("v3/+/devices/+/up", "application/+/device/+/event/+")
-    ) as ing:
+    with running_ingester(db_url, mosquitto.port, ("v3/+/devices/+/up", "application/+/device/+/event/+")) as ing:
         publisher.publish(cs_topic, raw(cs))
         publisher.publish(cs_topic.replace("/up", "/status"), json.dumps({**cs, "margin": 7}).encode())
         publisher.publish(topic_for(tts), raw(tts))

@@ -36,17 +36,14 @@ def test_status_reports_pending_before_migrate(blank_db: str) -> None:
 
 def test_hypertables_exist(migrated_url: str) -> None:
     with psycopg.connect(migrated_url) as conn:
-        tables = {
-            r[0] for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
-        }
+        tables = {r[0] for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")}
     assert {"uplinks", "readings", "events"} <= tables
 
 
 def test_f_cnt_is_bigint(migrated_url: str) -> None:
     with psycopg.connect(migrated_url) as conn:
         row = conn.execute(
-            "SELECT data_type FROM information_schema.columns"
-            " WHERE table_name = 'uplinks' AND column_name = 'f_cnt'"
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'uplinks' AND column_name = 'f_cnt'"
         ).fetchone()
     assert row == ("bigint",)
 

@@ -78,9 +78,7 @@ def scaled(bits: int, divisor: int, *, signed: bool = False) -> st.SearchStrateg
     return st.integers(low, high).map(lambda raw: raw / divisor)
 
 
-def _version(
-    major: st.SearchStrategy[int], minor: st.SearchStrategy[int], fmt: str
-) -> st.SearchStrategy[str]:
+def _version(major: st.SearchStrategy[int], minor: st.SearchStrategy[int], fmt: str) -> st.SearchStrategy[str]:
     return st.tuples(major, minor).map(lambda v: fmt.format(*v))
 
 

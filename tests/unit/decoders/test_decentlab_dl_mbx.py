@@ -12,9 +12,7 @@ from tests.unit.decoders.level_checks import assert_round_trip, decode_or_reject
 
 
 def _frame(distance: int, samples: int, millivolts: int) -> bytes:
-    return bytes.fromhex("02012f0003") + b"".join(
-        v.to_bytes(2, "big") for v in (distance, samples, millivolts)
-    )
+    return bytes.fromhex("02012f0003") + b"".join(v.to_bytes(2, "big") for v in (distance, samples, millivolts))
 
 
 def test_5000_mm_with_10_samples_at_3600_v() -> None:

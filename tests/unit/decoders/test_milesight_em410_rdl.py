@@ -34,9 +34,7 @@ def test_threshold_alarm() -> None:
     decoded = CODEC.decode(85, bytes.fromhex("8482e80301"))
     assert decoded == {"distance": 1000, "event": [{"distance": 1000, "distance_alarm": "threshold alarm"}]}
     normalized = CODEC.normalize(decoded)
-    assert [(e.kind, e.attrs["distance_alarm"]) for e in normalized.events] == [
-        ("distance_alarm", "threshold alarm")
-    ]
+    assert [(e.kind, e.attrs["distance_alarm"]) for e in normalized.events] == [("distance_alarm", "threshold alarm")]
     assert names(normalized)["distance_mm"] == 1000.0
 
 
@@ -94,9 +92,7 @@ def test_arbitrary_bytes_decode_or_reject(payload: bytes, port: int) -> None:
 
 
 I16 = st.integers(-32768, 32767)
-THRESHOLD = st.fixed_dictionaries(
-    {"distance": I16, "distance_alarm": st.sampled_from(sorted(ALARMS.values()))}
-)
+THRESHOLD = st.fixed_dictionaries({"distance": I16, "distance_alarm": st.sampled_from(sorted(ALARMS.values()))})
 MUTATION = st.fixed_dictionaries(
     {"distance": I16, "distance_mutation": I16, "distance_alarm": st.sampled_from(sorted(ALARMS.values()))}
 )

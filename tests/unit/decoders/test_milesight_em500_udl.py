@@ -66,9 +66,7 @@ def test_alarm_record_is_an_event_with_vendor_scaling() -> None:
 
 
 def test_reset_event() -> None:
-    assert [e.kind for e in CODEC.normalize(CODEC.decode(85, bytes.fromhex("fffe01"))).events] == [
-        "device_reset"
-    ]
+    assert [e.kind for e in CODEC.normalize(CODEC.decode(85, bytes.fromhex("fffe01"))).events] == ["device_reset"]
 
 
 @given(st.binary(max_size=40), ports(CODEC))

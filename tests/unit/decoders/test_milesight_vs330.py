@@ -25,9 +25,7 @@ CODEC = get("milesight-iot/vs330")
         ),
         pytest.param("0282d007038e00", {"distance": 2000, "occupancy": "vacant"}, id="vacant at 2000 mm"),
         pytest.param("048e00", {"calibration": "failed"}, id="calibration failed"),
-        pytest.param(
-            "038e02048e09", {"occupancy": "occupied", "calibration": "success"}, id="any non-zero byte"
-        ),
+        pytest.param("038e02048e09", {"occupancy": "occupied", "calibration": "success"}, id="any non-zero byte"),
         pytest.param(
             "ff0b01ff0f00ff0901400282e803",
             {"device_status": "on", "lorawan_class": "Class A", "hardware_version": "v1.4", "distance": 1000},

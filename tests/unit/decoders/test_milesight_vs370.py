@@ -21,9 +21,7 @@ CODEC = get("milesight-iot/vs370")
         pytest.param(
             "017564030001040000", {"battery": 100, "occupancy": "occupied", "illuminance": "dim"}, id="public"
         ),
-        pytest.param(
-            "030000040001", {"occupancy": "vacant", "illuminance": "bright"}, id="vacant and bright"
-        ),
+        pytest.param("030000040001", {"occupancy": "vacant", "illuminance": "bright"}, id="vacant and bright"),
         pytest.param("0400fe", {"illuminance": "disable"}, id="illuminance 0xFE: light detection disabled"),
         pytest.param("030002040002", {"occupancy": "unknown", "illuminance": "unknown"}, id="unmapped bytes"),
         pytest.param(

@@ -264,9 +264,7 @@ def test_normalize_keeps_well_typed_fields_of_a_partial_alarm() -> None:
 
 
 def test_encode_examples() -> None:
-    assert CODEC.encode(
-        {"events": [{"alarm_id": 1, "alarm_type": "fall", "alarm_status": "alarm_triggered"}]}
-    ) == (
+    assert CODEC.encode({"events": [{"alarm_id": 1, "alarm_type": "fall", "alarm_status": "alarm_triggered"}]}) == (
         85,
         bytes.fromhex("06fb0100000100"),
     )
@@ -327,9 +325,7 @@ def alarm() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-def per_region(
-    suffix: str, first: int, last: int, values: st.SearchStrategy[Any]
-) -> st.SearchStrategy[dict[str, Any]]:
+def per_region(suffix: str, first: int, last: int, values: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({f"region_{n}_{suffix}": values for n in range(first, last + 1)})
 
 
@@ -343,9 +339,7 @@ vs373_frames = merged(
             "use_time_today": u24,
         }
     ),
-    st.integers(1, 32).flatmap(
-        lambda n: per_region("occupancy", 1, n, st.sampled_from(["occupied", "vacant"]))
-    ),
+    st.integers(1, 32).flatmap(lambda n: per_region("occupancy", 1, n, st.sampled_from(["occupied", "vacant"]))),
     per_region("type", 1, 6, labels(REGION_TYPE)),
     st.one_of(
         per_region("out_of_bed_time", 1, 4, st.integers(0, 0xFFFF)),
@@ -374,9 +368,7 @@ vs373_frames = merged(
             "device_status": st.sampled_from(["off", "on", "unknown"]),
             "lorawan_class": st.sampled_from(["Class A", "Class B", "Class C", "Class CtoB"]),
             "sn": st.binary(min_size=8, max_size=8).map(bytes.hex),
-            "tsl_version": st.tuples(st.integers(0, 255), st.integers(0, 255)).map(
-                lambda v: f"v{v[0]}.{v[1]}"
-            ),
+            "tsl_version": st.tuples(st.integers(0, 255), st.integers(0, 255)).map(lambda v: f"v{v[0]}.{v[1]}"),
         }
     ),
 )

@@ -20,9 +20,7 @@ CODEC = get("milesight-iot/ws202")
     [
         pytest.param("030001", {"pir": "trigger"}, id="public vector: PIR trigger"),
         pytest.param("040000", {"light": "dark"}, id="public vector: dark"),
-        pytest.param(
-            "017510030001040000", {"battery": 16, "pir": "trigger", "light": "dark"}, id="README payload"
-        ),
+        pytest.param("017510030001040000", {"battery": 16, "pir": "trigger", "light": "dark"}, id="README payload"),
         pytest.param("030000040001", {"pir": "normal", "light": "light"}, id="PIR normal with light"),
         pytest.param("030007040002", {"pir": "trigger", "light": "light"}, id="old codec: any non-zero byte"),
         pytest.param(
@@ -74,9 +72,7 @@ ws202_frames = merged(
     st.fixed_dictionaries({"battery": st.integers(0, 100)}),
     st.fixed_dictionaries({"pir": st.sampled_from(["normal", "trigger"])}),
     st.fixed_dictionaries({"light": st.sampled_from(["dark", "light"])}),
-    st.fixed_dictionaries(
-        {"sn": st.binary(min_size=6, max_size=6).map(bytes.hex), "device_status": st.just("on")}
-    ),
+    st.fixed_dictionaries({"sn": st.binary(min_size=6, max_size=6).map(bytes.hex), "device_status": st.just("on")}),
 )
 
 
