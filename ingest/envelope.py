@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from store.writer import GatewaySeen
+
 #: Body keys of TTS `ApplicationUp` messages that are not uplinks, and what we call them.
 TTS_OTHER_KINDS = {
     "join_accept": "join",
@@ -35,18 +37,7 @@ class EnvelopeError(ValueError):
     """The body is JSON but not a message we understand; the reason says which field is wrong."""
 
 
-@dataclass(frozen=True, slots=True)
-class Gateway:
-    """One gateway (or Packet Broker forwarder) that heard an uplink."""
-
-    key: str
-    gateway_id: str
-    eui: str | None
-    packet_broker: bool
-    rssi: float | None
-    snr: float | None
-    latitude: float | None
-    longitude: float | None
+Gateway = GatewaySeen  # the store's record of a gateway is exactly what parsing yields
 
 
 @dataclass(slots=True)

@@ -25,7 +25,6 @@ from store.writer import (
     READING_INDEX,
     DeadLetter,
     DeviceSeen,
-    GatewaySeen,
     UplinkRecord,
     to_json,
 )
@@ -185,9 +184,7 @@ class Processor:
             ),
             readings=[(t, up.device_id, values) for t, values in rows.items()],
             events=events,
-            gateways=[
-                GatewaySeen(g.key, g.gateway_id, g.eui, g.packet_broker, g.latitude, g.longitude) for g in up.gateways
-            ],
+            gateways=up.gateways,
             topic=topic,
             raw=raw,
             dead_letters=[

@@ -86,6 +86,11 @@ class _Item:
     received_at: datetime
 
 
+def _batch_message(batch_id: int, batch: list[_Item]) -> tuple[str, int, datetime, list[tuple[str, bytes]]]:
+    """What goes down the pipe: one receive time per batch (its first message's) keeps pickling cheap."""
+    return ("batch", batch_id, batch[0].received_at, [(i.topic, i.payload) for i in batch])
+
+
 @dataclass(slots=True)
 class Totals:
     """Running totals since start: what the zero-loss accounting is checked against."""
@@ -109,6 +114,7 @@ class Ingester:
         self.metrics = metrics or IngestMetrics()
         self.totals = Totals()
         self.ready = threading.Event()
+        self.connected_at: float | None = None  # perf_counter() of the first MQTT connect
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=config.buffer)
         self._generation = 0
         self._connected_once = False
@@ -157,6 +163,8 @@ class Ingester:
             log.error("mqtt_connect_refused", extra={"reason": str(reason), "host": self.config.mqtt.host})
             return
         self._generation += 1
+        if self.connected_at is None:
+            self.connected_at = time.perf_counter()
         cfg = self.config.mqtt
         client.subscribe([(t, cfg.qos) for t in cfg.topics])
         self.metrics.mqtt_connected.set(1)
@@ -274,8 +282,7 @@ class Ingester:
         self._batch_id += 1
         index = self._batch_id % len(self._workers) if worker is None else worker
         self._pending.append((self._batch_id, index, batch))
-        items = [(i.topic, i.payload, i.received_at) for i in batch]
-        self._workers[index][1].send(("batch", self._batch_id, items))
+        self._workers[index][1].send(_batch_message(self._batch_id, batch))
 
     def _collect(self, wait: float) -> None:
         """Take the workers' answers. Batches are acknowledged strictly in the order they were received
@@ -305,7 +312,7 @@ class Ingester:
         self._await_ready(*self._workers[index])
         mine = [(bid, batch) for bid, w, batch in self._pending if w == index and bid not in self._answers]
         for bid, batch in mine:
-            self._workers[index][1].send(("batch", bid, [(i.topic, i.payload, i.received_at) for i in batch]))
+            self._workers[index][1].send(_batch_message(bid, batch))
 
     def _account(self, s: Summary) -> None:
         t = self.totals

@@ -4,7 +4,7 @@ It runs in a process of its own so that decoding and database work never compete
 thread for the GIL: the MQTT side stays responsive (TTS drops messages for slow consumers) and the two
 halves use both cores. The protocol over the pipe is small and ordered:
 
-    parent -> worker   ("batch", batch_id, [(topic, payload, received_at), ...])  |  ("stop",)
+    parent -> worker   ("batch", batch_id, received_at, [(topic, payload), ...])  |  ("stop",)
     worker -> parent   ("ready", newest_tts_time)  |  ("done", batch_id, Summary)
 
 A batch is answered only once it is committed, so the parent can acknowledge its QoS 1 messages. A
@@ -31,7 +31,7 @@ DB_RETRY = (0.2, 2.0, 5.0)
 #: How often the device -> model cache is reloaded, so an admin's assignment takes effect.
 MODEL_CACHE_S = 30.0
 
-Item = tuple[str, bytes, datetime]
+Item = tuple[str, bytes]
 
 
 @dataclass(slots=True)
@@ -94,13 +94,13 @@ class BatchWriter:
         self._conn.commit()
         self._models_at = time.monotonic()
 
-    def handle(self, items: list[Item]) -> Summary:
+    def handle(self, items: list[Item], received_at: datetime) -> Summary:
         """Process and write one batch; returns only after it is committed."""
         started = time.perf_counter()
         summary = Summary()
         records: list[UplinkRecord] = []
         dead: list[DeadLetter] = []
-        for topic, payload, received_at in items:
+        for topic, payload in items:
             outcome = self.processor.process(topic, payload, received_at)
             if isinstance(outcome, UplinkRecord):
                 records.append(outcome)
@@ -154,5 +154,5 @@ def worker_main(pipe: Connection, database_url: str, log_level: str) -> None:
             return  # the parent is gone: nothing here is acknowledged, the broker will redeliver
         if message[0] == "stop":
             return
-        _, batch_id, items = message
-        pipe.send(("done", batch_id, writer.handle(items)))
+        _, batch_id, received_at, items = message
+        pipe.send(("done", batch_id, writer.handle(items, received_at)))

@@ -50,12 +50,16 @@ class DeviceSeen:
     model: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class GatewaySeen:
+    """One gateway (or Packet Broker forwarder) that heard an uplink, with the signal it heard."""
+
     key: str
     gateway_id: str
     eui: str | None
     packet_broker: bool
+    rssi: float | None
+    snr: float | None
     latitude: float | None
     longitude: float | None
 
