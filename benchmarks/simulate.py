@@ -1,53 +1,66 @@
 """Simulator throughput: TTS uplinks of a gully fleet generated, and generated + published to a local
 Mosquitto, per second. Target (DESIGN.md): at least 10,000 uplinks/s generated and published.
 
-    python -m benchmarks.simulate [--uplinks 100000] [--fleet 1000] [--qos 0]
+    python -m benchmarks.simulate [--uplinks 100000] [--fleet 1000] [--workers N] [--qos 0]
 
-Three figures from one run on the same machine:
+Figures from one run on the same machine:
 
-- generated/s:            scenario model + device encoding + TTS JSON, into memory;
-- published/s (bare):     the same messages, already built, published (the broker/paho ceiling);
-- generated+published/s:  the whole path `lorawatch simulate --fast` takes, streamed, until the broker
-                          has every message (QoS 0: written to the socket; QoS 1: acknowledged).
+- generated/s (1 process):  scenario model + device encoding + TTS JSON, into memory;
+- published/s (bare):       the same messages, already built, published (the paho/broker ceiling);
+- generated+published/s:    what `lorawatch simulate --fast --workers N` does, streamed until the broker
+                            has every message (QoS 0: written to the socket; QoS 1: acknowledged),
+                            with 1 worker (in process) and with N worker processes (default: one per core).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from lorawatch.services import Mosquitto
 from lorawatch.settings import parse_mqtt_url
-from simulators import feed, scenarios
+from simulators import feed, parallel, scenarios
 from simulators.capture import Message
 from simulators.mqttclient import MqttParams
-from simulators.publisher import publish
+from simulators.publisher import PublishStats, publish
 from simulators.run import DEFAULT_START, RunConfig
 
 TARGET = 10_000.0
+SCENARIO = "gully-storms"
 
 
-def stream(uplinks: int, fleet: int) -> tuple[int, feed.Iterator[Message]]:
-    """About `uplinks` TTS messages of the gully-storms scenario (15-minute intervals)."""
-    duration = uplinks / fleet * 900.0
-    sim = scenarios.get("gully-storms").build(
-        RunConfig(fleet=fleet, seed=1, start=DEFAULT_START, duration=duration)
-    )
-    return sim.expected_uplinks, feed.messages(sim, "tts", 1)
+def config(uplinks: int, fleet: int) -> RunConfig:
+    """A run of about `uplinks` uplinks (15-minute intervals)."""
+    return RunConfig(fleet=fleet, seed=1, start=DEFAULT_START, duration=uplinks / fleet * 900.0)
+
+
+def messages(cfg: RunConfig, workers: int) -> Iterator[Message]:
+    if workers > 1:
+        return iter(parallel.ParallelFeed(parallel.Job(SCENARIO, cfg, "tts", 1), workers))
+    return feed.messages(scenarios.get(SCENARIO).build(cfg), "tts", 1)
+
+
+def line(name: str, stats: PublishStats) -> str:
+    return f"{name:<34} {stats.rate:>10,.0f}   ({stats.rate / TARGET:.2f}x the {TARGET:,.0f}/s target)"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.simulate", description=__doc__)
-    parser.add_argument("--uplinks", type=int, default=100_000, help="messages to generate (about)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.simulate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--uplinks", type=int, default=100_000, help="messages per measurement (about)")
     parser.add_argument("--fleet", type=int, default=1000, help="gullies")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="generator processes")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=0)
     args = parser.parse_args()
+    cfg = config(args.uplinks, args.fleet)
 
-    _, messages = stream(args.uplinks, args.fleet)
     t0 = time.perf_counter()
-    built = list(messages)
+    built = list(messages(cfg, 1))
     generated = len(built) / (time.perf_counter() - t0)
 
     with tempfile.TemporaryDirectory(prefix="lorawatch-bench-") as tmp, Mosquitto(Path(tmp)) as broker:
@@ -55,15 +68,14 @@ def main() -> None:
         params = MqttParams(target.host, target.port, client_id="bench-simulate")
         bare = publish(params, built, qos=args.qos, progress=False)
         del built
-        total, messages = stream(args.uplinks, args.fleet)
-        full = publish(params, messages, qos=args.qos, progress=False, total=total)
+        one = publish(params, messages(cfg, 1), qos=args.qos, progress=False)
+        many = publish(params, messages(cfg, args.workers), qos=args.qos, progress=False)
 
-    print(f"uplinks                   {full.messages:>10,}")
-    print(f"generated/s               {generated:>10,.0f}")
-    print(f"published/s (bare)        {bare.rate:>10,.0f}")
-    print(
-        f"generated+published/s     {full.rate:>10,.0f}   ({full.rate / TARGET:.2f}x the {TARGET:,.0f}/s target)"
-    )
+    print(f"uplinks per measurement            {one.messages:>10,}   (fleet {args.fleet}, QoS {args.qos})")
+    print(f"{'generated/s (1 process)':<34} {generated:>10,.0f}")
+    print(f"{'published/s (bare, prebuilt)':<34} {bare.rate:>10,.0f}")
+    print(line("generated+published/s (1 process)", one))
+    print(line(f"generated+published/s ({args.workers} workers)", many))
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lorawatch.settings import Settings, parse_mqtt_url
-from simulators import capture, feed, publisher, recorder, replay, scenarios
+from simulators import capture, feed, parallel, publisher, recorder, replay, scenarios
 from simulators.mqttclient import BrokerError, MqttParams
 from simulators.run import RunConfig
-from simulators.simulation import write_labels
+from simulators.simulation import Simulation, write_labels
 from simulators.timefmt import parse_ns
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -59,9 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--fleet", type=int, default=20, help="gullies, or care residents (default 20)")
     p.add_argument("--seed", type=int, default=1, help="random seed: same seed and --start, same feed")
     p.add_argument("--format", choices=feed.FORMATS, default="tts", help="network server message format")
-    p.add_argument(
-        "--duration", type=parse_duration, help="simulated time span, e.g. 12h or 7d (scenario default)"
-    )
+    p.add_argument("--duration", type=parse_duration, help="simulated time span, e.g. 12h or 7d (scenario default)")
     p.add_argument(
         "--start",
         type=_start,
@@ -71,23 +69,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pace.add_argument("--fast", action="store_true", help="as fast as possible (default)")
     pace.add_argument("--realtime", action="store_true", help="in real time")
     pace.add_argument("--speed", type=float, metavar="FACTOR", help="FACTOR x real time, e.g. 60")
-    p.add_argument(
-        "--out", type=Path, metavar="FILE", help="write a capture (JSON Lines) instead of publishing"
-    )
+    p.add_argument("--out", type=Path, metavar="FILE", help="write a capture (JSON Lines) instead of publishing")
     p.add_argument(
         "--labels",
         type=Path,
         metavar="FILE",
         help="ground-truth labels (default with --out: FILE.labels.jsonl)",
     )
-    p.add_argument(
-        "--qos", type=int, choices=(0, 1), default=0, help="publish QoS (default 0, as TTS delivers)"
-    )
+    p.add_argument("--qos", type=int, choices=(0, 1), default=0, help="publish QoS (default 0, as TTS delivers)")
     p.add_argument("--loss", type=float, default=0.01, help="chance a gateway misses a frame (default 0.01)")
     p.add_argument("--simulated", action="store_true", help='TTS "Simulate uplink" form (simulated: true)')
     p.add_argument("--no-decoded", action="store_true", help="leave out decoded_payload / object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--client-id", default="lorawatch-simulator", help="MQTT client id")
+    p.add_argument(
+        "--workers", type=int, default=1, help="generate in N processes (faster on several cores; ids differ per N)"
+    )
     p.set_defaults(handler=simulate)
 
     p = sub.add_parser("record", help="capture a live MQTT feed to a JSON Lines file")
@@ -129,8 +126,8 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     except KeyError as exc:
         print(f"lorawatch: {exc.args[0]}", file=sys.stderr)
         return 2
-    if args.fleet < 1 or not 0.0 <= args.loss < 1.0 or (args.speed is not None and args.speed <= 0):
-        return _fail("--fleet must be at least 1, --loss in [0, 1) and --speed positive")
+    if args.fleet < 1 or args.workers < 1 or not 0.0 <= args.loss < 1.0 or (args.speed or 1) <= 0:
+        return _fail("--fleet and --workers must be at least 1, --loss in [0, 1) and --speed positive")
     if args.simulated and args.format != "tts":
         return _fail("--simulated is the TTS Console form: use it with --format tts")
     duration = args.duration or scenario.default_days * 86400.0
@@ -139,9 +136,15 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     start = args.start if args.start is not None else (now if speed is not None else now - duration)
     config = RunConfig(fleet=args.fleet, seed=args.seed, start=start, duration=duration, loss=args.loss)
     sim = scenario.build(config)
-    stream = feed.messages(
-        sim, args.format, args.seed, qos=args.qos, decoded=not args.no_decoded, simulated=args.simulated
-    )
+    decoded, simulated = not args.no_decoded, args.simulated
+    source: parallel.ParallelFeed | Simulation = sim
+    stream: Iterator[capture.Message]
+    if args.workers > 1:
+        job = parallel.Job(args.scenario, config, args.format, args.seed, args.qos, decoded, simulated)
+        source = parallel.ParallelFeed(job, args.workers)
+        stream = iter(source)
+    else:
+        stream = feed.messages(sim, args.format, args.seed, qos=args.qos, decoded=decoded, simulated=simulated)
     labels_path = args.labels or (args.out.with_name(args.out.name + ".labels.jsonl") if args.out else None)
     try:
         if args.out is not None:
@@ -158,15 +161,14 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
                 total=sim.expected_uplinks,
             )
             print(
-                f"published {stats.messages} messages to {params.url}"
-                f" in {stats.seconds:.1f} s ({stats.rate:.0f}/s)",
+                f"published {stats.messages} messages to {params.url} in {stats.seconds:.1f} s ({stats.rate:.0f}/s)",
                 file=sys.stderr,
             )
     except BrokerError as exc:
         return _fail(exc)
     if labels_path is not None:
         with labels_path.open("w", encoding="utf-8") as out:
-            n = write_labels(sim.sorted_labels(), out)
+            n = write_labels(source.sorted_labels(), out)
         print(f"wrote {n} labels to {labels_path}", file=sys.stderr)
     return 0
 

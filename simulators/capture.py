@@ -47,9 +47,7 @@ class Message:
         try:
             line = json.loads(text)
             payload: str | bytes = (
-                line["payload"]
-                if "payload" in line
-                else base64.b64decode(line["payload_base64"], validate=True)
+                line["payload"] if "payload" in line else base64.b64decode(line["payload_base64"], validate=True)
             )
             return cls(
                 topic=str(line["topic"]),

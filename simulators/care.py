@@ -95,9 +95,7 @@ def build(config: RunConfig, params: CareParams, scenario: str) -> Simulation:
         timeline, falls = _anomalies(rrng, config, params, timeline, resident, devices, labels)
         for room, device in devices.items():
             drng = config.rng("care", device.device_id)
-            tx = Transmitter(
-                device, drng, loss=config.loss, outages=outages, f_cnt=drng.randrange(100, 20000)
-            )
+            tx = Transmitter(device, drng, loss=config.loss, outages=outages, f_cnt=drng.randrange(100, 20000))
             state = Room(resident, room, device, timeline, drng.uniform(0.6, 1.0))
             sim.devices.append(device)
             sim.streams.append(_stream(state, tx, config, falls if room == "bedroom" else []))
@@ -129,9 +127,7 @@ def _anomalies(
     days = [first_day + k * DAY for k in range(1, max(1, int(config.duration // DAY)))]
     rng.shuffle(days)
     falls: list[Fall] = []
-    kinds: list[
-        tuple[str, Callable[[random.Random, Timeline, float], tuple[Timeline, float, float]], float, str]
-    ] = [
+    kinds: list[tuple[str, Callable[[random.Random, Timeline, float], tuple[Timeline, float, float]], float, str]] = [
         ("fall", routine.fall, params.falls_per_week, "bedroom"),
         ("inactivity", routine.inactivity, params.inactivity_per_week, "living"),
         ("night_wandering", routine.night_wandering, params.wandering_per_week, "hall"),
@@ -214,9 +210,7 @@ def _reading(room: Room, rng: random.Random, t: float, since: float) -> dict[str
     motion = 0 if expected == 0 else max(0, round(rng.gauss(expected, math.sqrt(expected))))  # ~Poisson
     lamp = 180.0 if here and _daylight_lux(t) < 100 and seg.activity != "sleep" else 0.0
     return {
-        "temperature": round(
-            20.5 + 1.0 * math.sin(2 * math.pi * ((t % DAY) / DAY - 0.4)) + rng.gauss(0, 0.1), 1
-        ),
+        "temperature": round(20.5 + 1.0 * math.sin(2 * math.pi * ((t % DAY) / DAY - 0.4)) + rng.gauss(0, 0.1), 1),
         "humidity": round(45 + rng.gauss(0, 2)),
         "light": round(_daylight_lux(t) + lamp + rng.uniform(0, 5)),
         "motion": motion,
@@ -252,9 +246,7 @@ def _stream(room: Room, tx: Transmitter, config: RunConfig, falls: list[Fall]) -
     model = room.device.model
     interval = ROOM_DEVICES[room.room][1]
     periodic = _periodic_times(rng, config, interval)
-    changes = (
-        [] if model == "elsys/ers-eye" else [s.start + rng.uniform(2.0, 15.0) for s in room.timeline.segments]
-    )
+    changes = [] if model == "elsys/ers-eye" else [s.start + rng.uniform(2.0, 15.0) for s in room.timeline.segments]
     if model == "milesight-iot/ws202":
         changes += [s.end + PIR_HOLD_S for s in room.timeline.segments if s.room == room.room]
         changes.sort()

@@ -32,7 +32,7 @@ def topic(device: Device, event: str = "up") -> str:
 class ChirpStackBuilder:
     """Builds ChirpStack events from scenario records. `decoded` adds `object` (a device-profile codec)."""
 
-    def __init__(self, seed: int = 0, *, decoded: bool = True) -> None:
+    def __init__(self, seed: int | str = 0, *, decoded: bool = True) -> None:
         self.rng = random.Random(f"chirpstack:{seed}")
         self.decoded = decoded
         self._devices: dict[str, tuple[str, dict[str, Any]]] = {}

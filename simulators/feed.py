@@ -15,7 +15,7 @@ FORMATS: tuple[Format, ...] = ("tts", "chirpstack")
 
 
 def builder(
-    fmt: Format, seed: int, *, decoded: bool = True, simulated: bool = False
+    fmt: Format, seed: int | str, *, decoded: bool = True, simulated: bool = False
 ) -> TtsBuilder | ChirpStackBuilder:
     """The message builder for `fmt` (`simulated` is the TTS Console form; ChirpStack has none)."""
     if fmt == "tts":

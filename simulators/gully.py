@@ -81,7 +81,7 @@ class Site:
     pot: Pot
     battery0: float
     battery_per_day: float
-    temperature_c: float
+    temperature_c: float | None  # mean probe temperature; None without a probe
     faults: list[Fault]
     rejoins: list[float]
     f_cnt0: int
@@ -217,9 +217,7 @@ def _site(
         labels.append(Label("silt", device.device_id, silt[0], end, {"mm_per_day": round(silt[1], 1)}))
     pot = Pot(geometry, storms, rain_factor, blockages, silt)
     for storm in storms:
-        peak, peak_t, recovered = hydrology.storm_response(
-            geometry, storm, rain_factor, pot.drain_time(storm.start)
-        )
+        peak, peak_t, recovered = hydrology.storm_response(geometry, storm, rain_factor, pot.drain_time(storm.start))
         if peak >= 2 * hydrology.RECOVERED_MM:
             labels.append(
                 Label(
@@ -241,9 +239,7 @@ def _site(
         battery0 = rng.uniform(0.3, 0.5)
         crossing = start + rng.uniform(0.2, 0.8) * config.duration
         per_day = (battery0 - BATTERY_LOW) / ((crossing - start) / DAY)
-        labels.append(
-            Label("battery_low", device.device_id, crossing, end, {"battery_fraction": BATTERY_LOW})
-        )
+        labels.append(Label("battery_low", device.device_id, crossing, end, {"battery_fraction": BATTERY_LOW}))
     faults = _faults(rng, config, params, device, geometry)
     for fault in faults:
         if fault.kind != "spike":
@@ -256,7 +252,8 @@ def _site(
         pot=pot,
         battery0=battery0,
         battery_per_day=per_day,
-        temperature_c=rng.uniform(8.0, 13.0),
+        # The LDDS75's DS18B20 probe is an optional extra that most gully installations leave off.
+        temperature_c=rng.uniform(8.0, 13.0) if device.model != "dragino/ldds75" or rng.random() < 0.3 else None,
         faults=faults,
         rejoins=rejoins,
         f_cnt0=rng.randrange(100, 40000),
@@ -339,8 +336,8 @@ def _stream(
             yield tx.join(t)
             labels.append(Label("rejoin", device_id, t, t))
             t += rng.uniform(4.0, 8.0)
-        true_distance = pot.distance(t) + rng.gauss(0.0, 2.0)
         excess = pot.excess(t)
+        true_distance = pot.distance(t, excess) + rng.gauss(0.0, 2.0)
         while faults and faults[0].end < t and faults[0].kind != "spike":
             faults.pop(0)
         distance: float | None = true_distance
@@ -359,7 +356,9 @@ def _stream(
             elif fault.kind == "tilt":
                 distance, tilted = true_distance * fault.value, True
         battery = site.battery0 - site.battery_per_day * (t - config.start) / DAY
-        temperature = site.temperature_c + 1.5 * math.sin(2 * math.pi * (t / DAY - 0.375))
+        temperature = (
+            None if site.temperature_c is None else site.temperature_c + 1.5 * math.sin(2 * math.pi * (t / DAY - 0.375))
+        )
         alarm = excess > params.alarm_excess_mm
         decoded = fmt(LevelState(distance, battery, temperature, tilted, alarm))
         uplink = tx.send(t, decoded, force=force)

@@ -148,13 +148,11 @@ class Pot:
             return 0.0
         return self.geometry.outlet_invert_mm + (t - self.silt[0]) / DAY * self.silt[1]
 
-    def surface(self, t: float) -> float:
-        """The highest surface under the sensor: water or silt (mm above the floor)."""
-        water = self.geometry.outlet_invert_mm + self.excess(t)
-        return min(max(water, self.silt_level(t)), self.geometry.max_level_mm)
-
-    def distance(self, t: float) -> float:
-        return self.geometry.sensor_height_mm - self.surface(t)
+    def distance(self, t: float, excess: float | None = None) -> float:
+        """Sensor to the highest surface under it, water or silt (`excess` if already known at `t`)."""
+        water = self.geometry.outlet_invert_mm + (self.excess(t) if excess is None else excess)
+        surface = min(max(water, self.silt_level(t)), self.geometry.max_level_mm)
+        return self.geometry.sensor_height_mm - surface
 
 
 def storm_response(
@@ -171,7 +169,5 @@ def storm_response(
         excess = min(excess * decay + inflow * drain_time * (1.0 - decay), cap)
         if excess > peak:
             peak, peak_t = excess, storm.start + (i + 1) * BLOCK_S
-    recovered = (
-        storm.end + drain_time * math.log(excess / RECOVERED_MM) if excess > RECOVERED_MM else storm.end
-    )
+    recovered = storm.end + drain_time * math.log(excess / RECOVERED_MM) if excess > RECOVERED_MM else storm.end
     return peak, peak_t, recovered

@@ -10,17 +10,24 @@ from __future__ import annotations
 import base64
 import random
 import uuid
+from functools import lru_cache
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-#: Two Crockford characters for every 10-bit value: a ULID (130 bits with two leading zeros) is 13 lookups.
+#: Two Crockford characters for every 10-bit value: a ULID's time is 5 lookups (cached), its randomness 8.
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
-_SHIFTS = tuple(range(120, -1, -10))
+_SHIFTS = (70, 60, 50, 40, 30, 20, 10, 0)
+
+
+@lru_cache(maxsize=4096)
+def _ulid_time(ms: int) -> str:
+    """The 10-character time part of a ULID (48-bit milliseconds: 50 bits with two leading zeros)."""
+    return "".join([_PAIRS[(ms >> shift) & 1023] for shift in (40, 30, 20, 10, 0)])
 
 
 def ulid(rng: random.Random, ms: int) -> str:
     """A ULID for the millisecond `ms` since the epoch: 48 bits of time, 80 random bits, 26 characters."""
-    value = (ms & 0xFFFFFFFFFFFF) << 80 | rng.getrandbits(80)
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+    r = rng.getrandbits(80)
+    return _ulid_time(ms & 0xFFFFFFFFFFFF) + "".join([_PAIRS[(r >> shift) & 1023] for shift in _SHIFTS])
 
 
 def uuid4(rng: random.Random) -> str:

@@ -22,7 +22,7 @@ class LevelState:
 
     distance_mm: float | None
     battery: float  # remaining life, 0..1
-    temperature_c: float
+    temperature_c: float | None  # None: no temperature probe fitted
     tilted: bool = False
     alarm: bool = False  # uplink sent early because of a level alarm
 
@@ -46,7 +46,7 @@ def _ldds75(s: LevelState) -> dict[str, Any]:
         "Bat": _volts(s.battery),
         "Distance": distance,
         "Interrupt_flag": 1 if s.alarm else 0,
-        "TempC_DS18B20": f"{round(s.temperature_c, 1):.2f}",
+        "TempC_DS18B20": "0.00" if s.temperature_c is None else f"{round(s.temperature_c, 1):.2f}",
         "Sensor_flag": 1,
     }
 
@@ -66,7 +66,7 @@ def _em410(s: LevelState) -> dict[str, Any]:
     distance = -3 if s.distance_mm is None else _mm(s.distance_mm, 30, 10000)
     return {
         "battery": _percent(s.battery),
-        "temperature": round(s.temperature_c, 1),
+        "temperature": round(s.temperature_c or 0.0, 1),
         "distance": distance,
         "position": "tilt" if s.tilted else "normal",
     }

@@ -41,9 +41,7 @@ def spreading_factor(links: tuple[Link, ...]) -> int:
     return 12
 
 
-def receive(
-    rng: random.Random, links: tuple[Link, ...], sf: int, loss: float, down: frozenset[str]
-) -> list[Rx]:
+def receive(rng: random.Random, links: tuple[Link, ...], sf: int, loss: float, down: frozenset[str]) -> list[Rx]:
     """Which gateway antennas decode one transmission; empty means the uplink is lost.
 
     `loss` is the chance that any one reception fails for reasons not modelled (collisions,

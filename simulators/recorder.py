@@ -33,9 +33,7 @@ def record(
     def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         if count is not None and state["n"] >= count:
             return
-        out.write(
-            Message(msg.topic, bytes(msg.payload), now_ns(), msg.qos, bool(msg.retain)).to_line() + "\n"
-        )
+        out.write(Message(msg.topic, bytes(msg.payload), now_ns(), msg.qos, bool(msg.retain)).to_line() + "\n")
         state["n"] += 1
 
     def on_subscribe(_c: mqtt.Client, _u: object, _mid: int, _codes: Any, _p: Any) -> None:

@@ -17,9 +17,7 @@ from simulators.timefmt import NS, now_ns, shift_text
 
 TIME_KEYS = ("received_at", "time", "gps_time", "gwTime", "nsTime")
 _TIME_FIELD = re.compile(
-    r'("(?:'
-    + "|".join(TIME_KEYS)
-    + r')"\s*:\s*")(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d))"'
+    r'("(?:' + "|".join(TIME_KEYS) + r')"\s*:\s*")(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d))"'
 )
 
 

@@ -90,11 +90,7 @@ class _Builder:
 
     def go(self, t: float, room: str, activity: str) -> None:
         t = max(t, self.points[-1][0] + MINUTE)
-        if (
-            room != self.room
-            and {room, self.room} != {"bedroom", "bathroom"}
-            and "hall" not in (room, self.room)
-        ):
+        if room != self.room and {room, self.room} != {"bedroom", "bathroom"} and "hall" not in (room, self.room):
             self.points.append((t, "hall", "walk"))
             t += self.rng.uniform(30.0, 90.0)
         self.points.append((t, room, activity))

@@ -2,8 +2,8 @@
 
 Simulation time is a float of seconds since the Unix epoch (UTC); message timestamps are integer
 nanoseconds so the sub-second digits are exact. Both servers trim the fraction to 0, 3, 6 or 9 digits;
-TTS ends with `Z`, ChirpStack (pbjson/chrono) with `+00:00`. The whole-second prefix is cached because
-one message carries several timestamps of the same second.
+TTS ends with `Z`, ChirpStack (pbjson/chrono) with `+00:00`. The date part is cached and the time of
+day is plain arithmetic, because a message carries several timestamps and strftime is slow.
 """
 
 from __future__ import annotations
@@ -20,10 +20,18 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RFC3339_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=64)
+def _day(day: int) -> str:
+    """`YYYY-MM-DDT` for days since the epoch."""
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+
+
 def _second(sec: int) -> str:
-    """`YYYY-MM-DDTHH:MM:SS` for whole seconds since the epoch."""
-    return (_EPOCH + timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%S")
+    """`YYYY-MM-DDTHH:MM:SS` for whole seconds since the epoch (date cached, time by arithmetic)."""
+    day, rest = divmod(sec, 86400)
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{_day(day)}{hour:02d}:{minute:02d}:{second:02d}"
 
 
 def _fraction(frac_ns: int) -> str:

@@ -49,9 +49,7 @@ class Outages:
 class Transmitter:
     """Sends one device's frames. `rng` is the device's own generator (determinism per device)."""
 
-    def __init__(
-        self, device: Device, rng: random.Random, *, loss: float, outages: Outages, f_cnt: int = 0
-    ) -> None:
+    def __init__(self, device: Device, rng: random.Random, *, loss: float, outages: Outages, f_cnt: int = 0) -> None:
         self.device = device
         self.rng = rng
         self.loss = loss
@@ -74,9 +72,7 @@ class Transmitter:
         down = self.outages.down(t)
         return any(link.gateway.gateway_id not in down for link in self.device.links)
 
-    def send(
-        self, t: float, decoded: dict[str, Any], *, confirmed: bool = False, force: bool = False
-    ) -> Uplink | None:
+    def send(self, t: float, decoded: dict[str, Any], *, confirmed: bool = False, force: bool = False) -> Uplink | None:
         """Encode and transmit `decoded` at `t`. Returns the delivered uplink, or None if it was lost.
 
         `confirmed` uplinks are retried a few seconds apart until a gateway hears one; `force` delivers

@@ -38,6 +38,11 @@ def topic(device: Device, event: str = "up") -> str:
     return f"v3/{device.app.application_id}@{device.app.tenant_id}/devices/{device.device_id}/{event}"
 
 
+@lru_cache(maxsize=1024)
+def _airtime(spreading_factor: int, payload_len: int) -> str:
+    return duration(radio.airtime_ns(spreading_factor, payload_len))
+
+
 def duration(ns: int) -> str:
     """A protobuf JSON duration: seconds with 0, 3, 6 or 9 fraction digits and an `s`."""
     sec, frac = divmod(ns, NS)
@@ -57,7 +62,7 @@ class TtsBuilder:
     Console/`SimulateUplink` form instead of a network uplink. `seed` drives the ids and jitter.
     """
 
-    def __init__(self, seed: int = 0, *, decoded: bool = True, simulated: bool = False) -> None:
+    def __init__(self, seed: int | str = 0, *, decoded: bool = True, simulated: bool = False) -> None:
         self.rng = random.Random(f"tts:{seed}")
         self.decoded = decoded
         self.simulated = simulated
@@ -65,6 +70,7 @@ class TtsBuilder:
         self._ids: dict[tuple[str, str], dict[str, Any]] = {}
         self._heads: dict[tuple[str, str], str] = {}
         self._gateways: dict[str, tuple[str, str, str, int]] = {}
+        self._frames: dict[tuple[str, bytes], str] = {}
 
     def build(self, record: Record) -> tuple[str, str]:
         """`(topic, payload text)` for an uplink or a join."""
@@ -138,9 +144,7 @@ class TtsBuilder:
     @staticmethod
     @lru_cache(maxsize=64)
     def _settings(spreading_factor: int, channel: int) -> str:
-        data_rate = {
-            "lora": {"bandwidth": radio.BANDWIDTH, "spreading_factor": spreading_factor, "coding_rate": "4/5"}
-        }
+        data_rate = {"lora": {"bandwidth": radio.BANDWIDTH, "spreading_factor": spreading_factor, "coding_rate": "4/5"}}
         return f'"settings":{{"data_rate":{_encode(data_rate)},"frequency":"{radio.EU868_CHANNELS[channel]}"'
 
     # -- messages ----------------------------------------------------------------------------------
@@ -152,74 +156,82 @@ class TtsBuilder:
             return self._simulated(up)
         device = up.device
         topic_, _, tail = self._device(device)
-        self._end_device_ids(device, up.session)
-        head = self._heads[(device.device_id, up.session.dev_addr)]
+        key = (device.device_id, up.session.dev_addr)
+        head = self._heads.get(key)
+        if head is None:
+            self._end_device_ids(device, up.session)
+            head = self._heads[key]
         rng = self.rng
+        rnd = rng.random
         t_ns = int(up.time * 1_000_000) * 1000  # gateway clocks give microseconds
-        gs_ns = t_ns + rng.randrange(15_000_000, 40_000_000) + rng.randrange(1000)
-        ns_ns = gs_ns + rng.randrange(5_000_000, 25_000_000)
-        as_ns = ns_ns + rng.randrange(200_000_000, 260_000_000)
-        ms = t_ns // 1_000_000
+        gs_ns = t_ns + 15_000_000 + int(rnd() * 25_000_000)
+        ns_ns = gs_ns + 5_000_000 + int(rnd() * 20_000_000)
+        as_ns = ns_ns + 200_000_000 + int(rnd() * 60_000_000)
+        ns_ms = ns_ns // 1_000_000
         gw_time = tts_time(t_ns)
         gs_time = tts_time(gs_ns)
         correlation = ["as:up:" + ids.ulid(rng, as_ns // 1_000_000)]
         entries = []
         settings_ts = 0
+        channel = f',"channel_index":{up.channel}' if up.channel else ""
         for rx in up.rx:
             gw_head, location, conn, offset = self._gateway(rx.gateway)
-            parts = [gw_head]
+            snr = f',"snr":{rx.snr}' if rx.snr else ""
             if rx.gateway.packet_broker:
-                parts.append(',"packet_broker":' + _encode(self._packet_broker(rx.gateway, device, ms)))
-                parts.append(f',"time":"{tts_time(ms * 1_000_000)}"')
+                ms = t_ns // 1_000_000
+                pb = _encode(self._packet_broker(rx.gateway, device, ms))
+                entries.append(
+                    f'{gw_head},"packet_broker":{pb},"time":"{tts_time(ms * 1_000_000)}","rssi":{rx.rssi},'
+                    f'"channel_rssi":{rx.rssi}{snr},"received_at":"{tts_time((ms + 60) * 1_000_000)}"}}'
+                )
+                continue
+            if conn not in correlation:  # one gateway connection and one GS uplink per gateway
+                correlation.append(conn)
+                correlation.append("gs:uplink:" + ids.ulid(rng, gs_ns // 1_000_000))
+            timestamp = (t_ns // 1000 + offset) & 0xFFFFFFFF
+            settings_ts = settings_ts or timestamp
+            if rx.antenna:
+                antenna, token = f',"antenna_index":{rx.antenna}', ""
             else:
-                if rx.antenna:
-                    parts.append(f',"antenna_index":{rx.antenna}')
-                if conn not in correlation:  # one gateway connection and one GS uplink per gateway
-                    correlation.append(conn)
-                    correlation.append("gs:uplink:" + ids.ulid(rng, gs_ns // 1_000_000))
-                timestamp = (t_ns // 1000 + offset) & 0xFFFFFFFF
-                settings_ts = settings_ts or timestamp
-                parts.append(f',"time":"{gw_time}","timestamp":{timestamp}')
-            parts.append(f',"rssi":{rx.rssi},"channel_rssi":{rx.rssi}')
-            if rx.snr:
-                parts.append(f',"snr":{rx.snr}')
-            if location:
-                parts.append(location)
-                if rx.antenna == 0:
-                    parts.append(f',"uplink_token":"{ids.b64_bytes(rng, 40)}"')
-            if up.channel and not rx.gateway.packet_broker:
-                parts.append(f',"channel_index":{up.channel}')
-            received = tts_time((ms + 60) * 1_000_000) if rx.gateway.packet_broker else gs_time
-            parts.append(f',"received_at":"{received}"}}')
-            entries.append("".join(parts))
-        correlation.append("ns:uplink:" + ids.ulid(rng, ns_ns // 1_000_000))
-        correlation.append(_RPC + ids.ulid(rng, ns_ns // 1_000_000))
+                antenna, token = "", f',"uplink_token":"{ids.b64_bytes(rng, 40)}"'
+            entries.append(
+                f'{gw_head}{antenna},"time":"{gw_time}","timestamp":{timestamp},"rssi":{rx.rssi},'
+                f'"channel_rssi":{rx.rssi}{snr}{location}{token}{channel},"received_at":"{gs_time}"}}'
+            )
+        correlation.append("ns:uplink:" + ids.ulid(rng, ns_ms))
+        correlation.append(_RPC + ids.ulid(rng, ns_ms))
         correlation.sort()
-        out = [
-            head,
-            '"' + '","'.join(correlation) + '"',
-            f'],"received_at":"{tts_time(as_ns)}","uplink_message":{{"session_key_id":"{up.session.session_key_id}"',
-        ]
-        if up.f_port:
-            out.append(f',"f_port":{up.f_port}')
-        if up.f_cnt:
-            out.append(f',"f_cnt":{up.f_cnt}')
-        if up.payload:
-            out.append(f',"frm_payload":"{base64.b64encode(up.payload).decode("ascii")}"')
-            if self.decoded:
-                out.append(',"decoded_payload":' + _encode(up.decoded))
-        out.append(',"rx_metadata":[' + ",".join(entries) + "],")
-        out.append(self._settings(up.spreading_factor, up.channel))
+        corr = '","'.join(correlation)
+        rx_metadata = ",".join(entries)
+        payload = self._frame(device.model, up) if up.payload else ""
+        f_port = f',"f_port":{up.f_port}' if up.f_port else ""
+        f_cnt = f',"f_cnt":{up.f_cnt}' if up.f_cnt else ""
+        settings = self._settings(up.spreading_factor, up.channel)
         if settings_ts:
-            out.append(f',"timestamp":{settings_ts},"time":"{gw_time}"')
-        out.append(f'}},"received_at":"{tts_time(ns_ns)}"')
-        if up.confirmed:
-            out.append(',"confirmed":true')
-        out.append(
-            f',"consumed_airtime":"{duration(radio.airtime_ns(up.spreading_factor, len(up.payload)))}"'
+            settings += f',"timestamp":{settings_ts},"time":"{gw_time}"'
+        confirmed = ',"confirmed":true' if up.confirmed else ""
+        airtime = _airtime(up.spreading_factor, len(up.payload))
+        text = (
+            f'{head}"{corr}"],"received_at":"{tts_time(as_ns)}",'
+            f'"uplink_message":{{"session_key_id":"{up.session.session_key_id}"{f_port}{f_cnt}{payload},'
+            f'"rx_metadata":[{rx_metadata}],{settings}}},"received_at":"{tts_time(ns_ns)}"{confirmed},'
+            f'"consumed_airtime":"{airtime}"{tail}'
         )
-        out.append(tail)
-        return topic_, "".join(out)
+        return topic_, text
+
+    def _frame(self, model: str, up: Uplink) -> str:
+        """`frm_payload` and `decoded_payload` members; cached by frame, since the decoded payload is
+        a function of the model and the bytes, and readings repeat."""
+        key = (model, up.payload)
+        text = self._frames.get(key)
+        if text is None:
+            text = f',"frm_payload":"{base64.b64encode(up.payload).decode("ascii")}"'
+            if self.decoded:
+                text += ',"decoded_payload":' + _encode(up.decoded)
+            if len(self._frames) >= 100_000:
+                self._frames.clear()
+            self._frames[key] = text
+        return text
 
     def _simulated(self, up: Uplink) -> tuple[str, str]:
         """The Console / `SimulateUplink` form: no session, no FCnt, placeholder gateway `test`."""

@@ -101,10 +101,7 @@ def test_recorded_and_replayed_is_the_original_shifted_to_now(mosquitto, tmp_pat
         assert isinstance(before.payload, str)
         assert after.payload == replay.shift_payload(before.payload, offset)
         old, new = json.loads(before.payload), json.loads(after.payload)
-        assert (
-            parse_ns(new["uplink_message"]["received_at"]) - parse_ns(old["uplink_message"]["received_at"])
-            == offset
-        )
+        assert parse_ns(new["uplink_message"]["received_at"]) - parse_ns(old["uplink_message"]["received_at"]) == offset
         assert new["uplink_message"]["frm_payload"] == old["uplink_message"]["frm_payload"]
         assert new["correlation_ids"] == old["correlation_ids"]
 

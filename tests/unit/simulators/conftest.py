@@ -18,9 +18,7 @@ class Run:
 
     def uplinks(self, device_id: str | None = None) -> list[Uplink]:
         return [
-            r
-            for r in self.records
-            if isinstance(r, Uplink) and (device_id is None or r.device.device_id == device_id)
+            r for r in self.records if isinstance(r, Uplink) and (device_id is None or r.device.device_id == device_id)
         ]
 
     def joins(self) -> list[Join]:
@@ -43,9 +41,7 @@ class Run:
 
 
 def run(name: str, fleet: int, days: float, seed: int = 7) -> Run:
-    sim = scenarios.get(name).build(
-        RunConfig(fleet=fleet, seed=seed, start=DEFAULT_START, duration=days * 86400)
-    )
+    sim = scenarios.get(name).build(RunConfig(fleet=fleet, seed=seed, start=DEFAULT_START, duration=days * 86400))
     records = list(sim.records())
     return Run(records, sim.sorted_labels())
 

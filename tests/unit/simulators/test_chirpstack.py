@@ -63,9 +63,7 @@ def test_device_info(built):
         assert set(info) == DEVICE_INFO
         assert info["devEui"] == record.device.dev_eui.lower()
         assert (
-            UUID.match(info["tenantId"])
-            and UUID.match(info["applicationId"])
-            and UUID.match(info["deviceProfileId"])
+            UUID.match(info["tenantId"]) and UUID.match(info["applicationId"]) and UUID.match(info["deviceProfileId"])
         )
         assert info["deviceClassEnabled"] == "CLASS_A"
 

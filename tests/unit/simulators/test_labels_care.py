@@ -50,9 +50,7 @@ def test_inactivity_has_no_movement(care_inactivity: Run):
         resident = label.extra["resident"]
         hall = next(d for d in label.extra["device_ids"] if d.endswith("-hall"))
         assert hall.startswith("care-") and resident
-        assert not [
-            u for u in ups(care_inactivity, hall, label.start, label.end) if u.decoded.get("pir") == "trigger"
-        ]
+        assert not [u for u in ups(care_inactivity, hall, label.start, label.end) if u.decoded.get("pir") == "trigger"]
         living = ups(care_inactivity, label.device_id, label.start + 11 * 60, label.end)
         assert len(living) >= 10
         assert all(u.decoded["motion"] == 0 and u.decoded["occupancy"] == 2 for u in living)

@@ -144,9 +144,7 @@ def test_a_gateway_outage_silences_its_devices(outage: Run):
         assert not [u for u in ups if label.start <= u.time < label.end]
         assert [u for u in ups if u.time < label.start] and [u for u in ups if u.time >= label.end]
         # The device re-joins when it is heard again: FCnt starts from 0 in a new session.
-        rejoin = next(
-            r for r in outage.labelled("rejoin") if r.device_id == label.device_id and r.start >= label.end
-        )
+        rejoin = next(r for r in outage.labelled("rejoin") if r.device_id == label.device_id and r.start >= label.end)
         first = next(u for u in ups if u.time >= rejoin.start)
         assert first.f_cnt == 0 and first.session != ups[0].session
     gateways = {label.extra["gateway_id"]: label for label in labels}

@@ -52,9 +52,7 @@ TTS = json.dumps(
         "uplink_message": {
             "frm_payload": "ASwOEA==",
             "decoded_payload": {"note": "time: 2025-11-03T07:42:18Z stays"},
-            "rx_metadata": [
-                {"time": "2025-11-03T07:42:18.652118Z", "received_at": "2025-11-03T07:42:18.684530921Z"}
-            ],
+            "rx_metadata": [{"time": "2025-11-03T07:42:18.652118Z", "received_at": "2025-11-03T07:42:18.684530921Z"}],
             "settings": {"frequency": "867300000", "time": "2025-11-03T07:42:18.652118Z"},
             "received_at": "2025-11-03T07:42:18.702266803Z",
         },

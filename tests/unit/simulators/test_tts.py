@@ -120,9 +120,7 @@ def test_radio_settings(built):
             "lora": {"bandwidth": 125000, "spreading_factor": record.spreading_factor, "coding_rate": "4/5"}
         }
         if "timestamp" in settings:
-            assert settings["timestamp"] in [
-                e.get("timestamp") for e in message["uplink_message"]["rx_metadata"]
-            ]
+            assert settings["timestamp"] in [e.get("timestamp") for e in message["uplink_message"]["rx_metadata"]]
         airtime = message["uplink_message"]["consumed_airtime"]
         assert re.fullmatch(r"\d+(\.\d{3}|\.\d{6}|\.\d{9})?s", airtime)
 
@@ -154,9 +152,7 @@ def test_correlation_ids(built):
         as_up = [i for i in ids if i.startswith("as:up:")]
         assert len(as_up) == 1 and ULID.match(as_up[0].removeprefix("as:up:"))
         assert sum(i.startswith("ns:uplink:") for i in ids) == 1
-        local = {e["gateway_ids"]["gateway_id"] for e in message["uplink_message"]["rx_metadata"]} - {
-            "packetbroker"
-        }
+        local = {e["gateway_ids"]["gateway_id"] for e in message["uplink_message"]["rx_metadata"]} - {"packetbroker"}
         assert sum(i.startswith("gs:uplink:") for i in ids) == len(local)
 
 
@@ -229,9 +225,7 @@ def test_simulated_form(mixed: Run):
     assert len(message["correlation_ids"]) == 1 and message["correlation_ids"][0].startswith("as:up:")
     body = message["uplink_message"]
     assert {"session_key_id", "f_cnt", "received_at", "consumed_airtime", "network_ids"}.isdisjoint(body)
-    assert body["rx_metadata"] == [
-        {"gateway_ids": {"gateway_id": "test"}, "rssi": 42, "channel_rssi": 42, "snr": 4.2}
-    ]
+    assert body["rx_metadata"] == [{"gateway_ids": {"gateway_id": "test"}, "rssi": 42, "channel_rssi": 42, "snr": 4.2}]
     assert body["settings"] == {
         "data_rate": {"lora": {"bandwidth": 125000, "spreading_factor": 7}},
         "frequency": "868000000",
