@@ -337,7 +337,7 @@ def _stream(
             labels.append(Label("rejoin", device_id, t, t))
             t += rng.uniform(4.0, 8.0)
         excess = pot.excess(t)
-        true_distance = pot.distance(t, excess) + rng.gauss(0.0, 2.0)
+        true_distance = pot.distance(t, excess) + rng.gauss(0.0, 1.0)  # echo jitter of a still surface
         while faults and faults[0].end < t and faults[0].kind != "spike":
             faults.pop(0)
         distance: float | None = true_distance

@@ -33,6 +33,9 @@ class Outage:
     end: float
 
 
+_NONE_DOWN: frozenset[str] = frozenset()
+
+
 class Outages:
     """Which gateways are down at a given time (`items` may be set after construction, before any
     record is generated)."""
@@ -42,7 +45,7 @@ class Outages:
 
     def down(self, t: float) -> frozenset[str]:
         if not self.items:
-            return frozenset()
+            return _NONE_DOWN
         return frozenset(o.gateway_id for o in self.items if o.start <= t < o.end)
 
 
@@ -70,7 +73,7 @@ class Transmitter:
     def heard(self, t: float) -> bool:
         """Whether any of the device's gateways is up at `t` (an outage silences the device)."""
         down = self.outages.down(t)
-        return any(link.gateway.gateway_id not in down for link in self.device.links)
+        return not down or any(link.gateway.gateway_id not in down for link in self.device.links)
 
     def send(self, t: float, decoded: dict[str, Any], *, confirmed: bool = False, force: bool = False) -> Uplink | None:
         """Encode and transmit `decoded` at `t`. Returns the delivered uplink, or None if it was lost.
