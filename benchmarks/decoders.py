@@ -26,9 +26,7 @@ DERIVED: dict[str, list[tuple[int, str]]] = {
 def payloads(codec: Codec, vectors: list[dict[str, object]]) -> list[tuple[int, bytes]]:
     """Decodable (fPort, payload) pairs for `codec`: vectors, derived frames and re-encoded ones."""
     found = [
-        (int(str(v["f_port"])), bytes.fromhex(str(v["bytes_hex"])))
-        for v in vectors
-        if v["device"] == codec.device
+        (int(str(v["f_port"])), bytes.fromhex(str(v["bytes_hex"]))) for v in vectors if v["device"] == codec.device
     ]
     found += [(port, bytes.fromhex(hex_)) for port, hex_ in DERIVED.get(codec.device, [])]
     usable = []

@@ -101,7 +101,7 @@ def _command_modules() -> list[Callable[[argparse._SubParsersAction[argparse.Arg
     import importlib
 
     found = []
-    for name in ("cmd_ingest", "cmd_simulate"):
+    for name in ("cmd_ingest", "cmd_simulate", "cmd_demo"):
         try:
             module = importlib.import_module(f"lorawatch.{name}")
         except ModuleNotFoundError as exc:

@@ -1,0 +1,146 @@
+"""`lorawatch demo`: everything on one machine, nothing to configure.
+
+With no LORAWATCH_DATABASE_URL and no LORAWATCH_MQTT_URL it starts its own PostgreSQL + TimescaleDB
+and Mosquitto under LORAWATCH_DATA_DIR (./.lorawatch), migrates, runs the ingester, and plays a gully
+and a care simulation into the broker at a speed-up, printing what has been stored until Ctrl-C (or
+`--for SECONDS`). Given URLs, it uses those servers instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+from pydantic import SecretStr
+
+from ingest.service import Ingester
+from lorawatch.cmd_ingest import ingest_config
+from lorawatch.services import Mosquitto, Postgres
+from lorawatch.settings import Settings
+from store import migrate, status
+
+log = logging.getLogger(__name__)
+
+DEMO_TOPICS = "v3/+/devices/+/up,application/+/device/+/event/+"
+SIMULATIONS = (("gully-mixed", "40", "demo-sim-gullies"), ("care-mixed", "6", "demo-sim-care"))
+
+
+@contextlib.contextmanager
+def _servers(settings: Settings) -> Iterator[tuple[str, str]]:
+    """(database URL, MQTT URL): the configured ones, or embedded servers started here."""
+    stack = contextlib.ExitStack()
+    with stack:
+        db = settings.database_url.get_secret_value() if settings.database_url else None
+        mqtt_url = settings.mqtt_url.get_secret_value() if settings.mqtt_url else None
+        data = settings.data_dir.resolve()
+        if db is None:
+            print(f"starting PostgreSQL + TimescaleDB in {data / 'postgres'} ...", flush=True)
+            db = stack.enter_context(Postgres(data / "postgres")).url
+        if mqtt_url is None:
+            print(f"starting Mosquitto in {data / 'mosquitto'} ...", flush=True)
+            mqtt_url = stack.enter_context(Mosquitto(data / "mosquitto")).url
+        yield db, mqtt_url
+
+
+def _simulate(
+    parser: argparse.ArgumentParser, settings: Settings, scenario: str, fleet: str, client: str, speed: str
+) -> None:
+    """Run `lorawatch simulate` exactly as a user would, in this process."""
+    args = parser.parse_args(
+        [
+            "simulate",
+            scenario,
+            "--fleet",
+            fleet,
+            "--speed",
+            speed,
+            "--duration",
+            "7d",
+            "--no-progress",
+            "--client-id",
+            client,
+        ]
+    )
+    try:
+        args.handler(args, settings)
+    except Exception:  # the demo goes on without this feed; say why
+        log.exception("demo_simulation_failed", extra={"scenario": scenario})
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from lorawatch.cli import build_parser
+
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with _servers(settings) as (db, mqtt_url):
+        applied = migrate.migrate(db)
+        print(f"database ready ({len(applied)} migrations applied): {db}", flush=True)
+        demo = settings.model_copy(
+            update={
+                "mqtt_url": SecretStr(mqtt_url),
+                "mqtt_topics": DEMO_TOPICS,
+                "mqtt_client_id": "lorawatch-demo-ingest",
+            }
+        )
+        ingester = Ingester(ingest_config(demo, database=db))
+        runner = threading.Thread(target=ingester.run, args=(stop,), name="demo-ingest", daemon=True)
+        runner.start()
+        if not ingester.ready.wait(60):
+            print("lorawatch: the ingester did not connect within 60 s", flush=True)
+            stop.set()
+            runner.join(15)
+            return 1
+        print(f"ingesting from {mqtt_url}", flush=True)
+        parser = build_parser()
+        for scenario, fleet, client in SIMULATIONS:
+            threading.Thread(
+                target=_simulate,
+                args=(parser, demo, scenario, fleet, client, str(args.speed)),
+                name=f"demo-{scenario}",
+                daemon=True,
+            ).start()
+        print(
+            f"simulating {', '.join(s for s, _, _ in SIMULATIONS)} at {args.speed}x real time; Ctrl-C stops the demo",
+            flush=True,
+        )
+        deadline = time.monotonic() + args.seconds if args.seconds else None
+        while not stop.wait(min(args.every, max(0.0, deadline - time.monotonic())) if deadline else args.every):
+            counts = status.counts(db)
+            print("status: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        stop.set()
+        runner.join(30)
+        print("status: " + ", ".join(f"{k} {v}" for k, v in status.counts(db).items()), flush=True)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run everything locally with simulated gully and care feeds",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--speed", type=float, default=120.0, help="simulation speed-up (default 120x real time)")
+    p.add_argument(
+        "--for",
+        dest="seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    p.add_argument("--every", type=float, default=10.0, metavar="SECONDS", help="status line interval")
+    p.set_defaults(handler=_run)
