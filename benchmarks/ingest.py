@@ -27,8 +27,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -42,7 +44,7 @@ from store import migrate
 from store.writer import UplinkRecord
 
 TOPIC_FILTER = "v3/+/devices/+/up"
-MODELS = {
+MODELS: dict[str, Callable[[int], dict[str, Any]]] = {
     "dragino/ldds75": lambda d: {
         "Bat": 3.6,
         "Distance": f"{d} mm",
@@ -139,39 +141,43 @@ def preload(broker: Mosquitto, client_id: str, messages: list[tuple[str, bytes]]
     pub.loop_stop()
 
 
-def bare(broker: Mosquitto, n: int) -> float:
-    """Messages per second a paho subscriber merely receives (and acknowledges)."""
+def consume(broker: Mosquitto, client_id: str, n: int, handle: Callable[[mqtt.MQTTMessage], None]) -> float:
+    """Connect `client_id` to its preloaded session, run `handle` on each message, return messages/s."""
     done = threading.Event()
     count = 0
 
-    def on_message(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
+    def on_message(_c: mqtt.Client, _u: object, m: mqtt.MQTTMessage) -> None:
         nonlocal count
+        handle(m)
         count += 1
         if count == n:
             done.set()
 
     start = time.perf_counter()
-    c = _client("bench-bare", broker.port)
+    c = _client(client_id, broker.port)
     c.on_message = on_message
     c.loop_start()
-    assert done.wait(600), f"bare subscriber got {count} of {n}"
+    assert done.wait(1200), f"{client_id} handled {count} of {n}"
     elapsed = time.perf_counter() - start
     c.disconnect()
     c.loop_stop()
     return n / elapsed
 
 
+def bare(broker: Mosquitto, n: int) -> float:
+    """Messages per second a paho subscriber merely receives (and acknowledges)."""
+    return consume(broker, "bench-bare", n, lambda _m: None)
+
+
 def naive(broker: Mosquitto, db: str, n: int) -> float:
     """Same decoding as lorawatch, but one INSERT and one COMMIT per message."""
-    conn = psycopg.connect(db)
     processor = Processor(lambda _d: None)
-    done = threading.Event()
-    count = 0
+    with psycopg.connect(db) as conn:
 
-    def on_message(_c: mqtt.Client, _u: object, m: mqtt.MQTTMessage) -> None:
-        nonlocal count
-        out = processor.process(m.topic, m.payload, datetime.now(UTC))
-        if isinstance(out, UplinkRecord):
+        def handle(m: mqtt.MQTTMessage) -> None:
+            out = processor.process(m.topic, bytes(m.payload), datetime.now(UTC))
+            if not isinstance(out, UplinkRecord):
+                return
             u = out.uplink
             conn.execute(
                 "INSERT INTO uplinks (time, uplink_key, device_id, source, f_port, f_cnt, frm_payload, "
@@ -185,20 +191,8 @@ def naive(broker: Mosquitto, db: str, n: int) -> float:
                     (t, device, values[0], values[4]),
                 )
             conn.commit()
-        count += 1
-        if count == n:
-            done.set()
 
-    start = time.perf_counter()
-    c = _client("bench-naive", broker.port)
-    c.on_message = on_message
-    c.loop_start()
-    assert done.wait(1200), f"naive bridge handled {count} of {n}"
-    elapsed = time.perf_counter() - start
-    c.disconnect()
-    c.loop_stop()
-    conn.close()
-    return n / elapsed
+        return consume(broker, "bench-naive", n, handle)
 
 
 def lorawatch(broker: Mosquitto, db: str, n: int, workers: int) -> tuple[float, dict[str, int]]:
