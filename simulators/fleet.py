@@ -41,7 +41,7 @@ def gateways(rng: random.Random, count: int, prefix: str, spread_km: float) -> l
     """`count` gateways scattered over a square of `spread_km` around the centre."""
     out = []
     for i in range(count):
-        lat, lon = _scatter(rng, spread_km)
+        lat, lon = scatter(rng, spread_km)
         out.append(
             Gateway(
                 gateway_id=f"{prefix}-gw-{i + 1:02d}",
@@ -56,13 +56,14 @@ def gateways(rng: random.Random, count: int, prefix: str, spread_km: float) -> l
 
 def packet_broker_gateway(rng: random.Random, name: str) -> Gateway:
     """A community gateway on another network, heard through Packet Broker."""
-    lat, lon = _scatter(rng, 3.0)
+    lat, lon = scatter(rng, 3.0)
     return Gateway(
         gateway_id=name, eui=ids.hex_id(rng, 8, "58A0CBFFFE"), latitude=lat, longitude=lon, packet_broker=True
     )
 
 
-def _scatter(rng: random.Random, spread_km: float) -> tuple[float, float]:
+def scatter(rng: random.Random, spread_km: float) -> tuple[float, float]:
+    """A random position in a square of `spread_km` around the centre."""
     lat = CENTRE[0] + rng.uniform(-0.5, 0.5) * spread_km / 111.0
     lon = CENTRE[1] + rng.uniform(-0.5, 0.5) * spread_km / (111.0 * math.cos(math.radians(CENTRE[0])))
     return lat, lon

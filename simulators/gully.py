@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from simulators import fleet, hydrology, payloads
 from simulators.hydrology import DAY, HOUR, GullyGeometry, Pot, Storm, Window
@@ -86,7 +86,6 @@ class Site:
     rejoins: list[float]
     f_cnt0: int
     phase: float
-    spike_labels: list[Label] = field(default_factory=list)
 
 
 def build(config: RunConfig, params: GullyParams, scenario: str) -> Simulation:
@@ -110,10 +109,7 @@ def build(config: RunConfig, params: GullyParams, scenario: str) -> Simulation:
         device_id = f"gully-{i + 1:04d}"
         drng = config.rng("gully", device_id)
         model = drng.choices(models, weights)[0]
-        position = (
-            fleet.CENTRE[0] + drng.uniform(-0.5, 0.5) * spread / 111.0,
-            fleet.CENTRE[1] + drng.uniform(-0.5, 0.5) * spread / 69.0,
-        )
+        position = fleet.scatter(drng, spread)
         links = fleet.links_for(
             drng,
             position,

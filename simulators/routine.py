@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from simulators.hydrology import DAY, HOUR
 
 MINUTE = 60.0
-ROOMS = ("bedroom", "bathroom", "hall", "kitchen", "living")
 #: PIR motion events per minute for each activity.
 MOTION_PER_MIN = {
     "sleep": 0.05,

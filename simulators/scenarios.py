@@ -26,8 +26,6 @@ def _care(name: str, description: str, params: care.CareParams, days: float = 7.
     return Scenario(name, description, lambda config: care.build(config, params, name), days)
 
 
-_ALL_FAULTS = gully.GullyParams(faults_per_week=1.0)
-
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (

@@ -8,10 +8,8 @@ is complete once `records()` has been consumed.
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TextIO
 
 from simulators.model import Device, Label, Record
@@ -48,9 +46,3 @@ def write_labels(labels: Iterable[Label], out: TextIO) -> int:
         out.write(label.to_json() + "\n")
         n += 1
     return n
-
-
-def read_labels(path: Path) -> list[dict[str, object]]:
-    """Labels back from a JSON Lines file (dicts with RFC 3339 `start`/`end`)."""
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]

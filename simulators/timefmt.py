@@ -92,11 +92,6 @@ def shift_text(text: str, offset_ns: int) -> str:
     return _second(sec) + fraction + ("Z" if zone == "Z" else zone)
 
 
-def to_datetime(t: float) -> datetime:
-    """An aware UTC datetime from simulation seconds."""
-    return datetime.fromtimestamp(t, tz=UTC)
-
-
 def from_datetime(value: datetime) -> float:
     """Simulation seconds from an aware datetime (naive datetimes are refused: they hide a zone bug)."""
     if value.tzinfo is None:
