@@ -183,6 +183,7 @@ class Ingester:
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         item = _Item(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, datetime.now(UTC))
         self.totals.received += 1
+        self.metrics.received.inc()
         if msg.qos > 0:
             # Blocking here is the backpressure: unacknowledged messages stay with the broker.
             while not self._stop.is_set():

@@ -84,3 +84,23 @@ def test_status_json_after_ingest(db_url, mosquitto, publisher: Publisher, monke
     data = json.loads(capsys.readouterr().out)
     assert (data["devices"], data["uplinks"], data["readings"], data["duplicates"]) == (1, 1, 1, 1)
     assert data["dead_letters"] == {"json": 1}
+
+
+def test_prometheus_metrics_count_what_happened(db_url, mosquitto, publisher: Publisher) -> None:
+    from prometheus_client import generate_latest
+
+    body = tts_uplink(f_cnt=11)
+    with running_ingester(db_url, mosquitto.port, ("v3/+/devices/+/up",)) as ing:
+        publisher.publish(topic_for(body), raw(body))
+        publisher.publish(topic_for(body), raw(body))
+        publisher.publish(topic_for(body), b"{oops")
+        wait_until(lambda: ing.totals.stored + ing.totals.duplicates + ing.totals.dead_lettered == 3)
+        reg = ing.metrics.registry
+        assert reg.get_sample_value("lorawatch_ingest_mqtt_connected") == 1
+        assert reg.get_sample_value("lorawatch_ingest_db_connected") == 1
+    assert reg.get_sample_value("lorawatch_ingest_received_total") == 3
+    assert reg.get_sample_value("lorawatch_ingest_stored_total") == 1
+    assert reg.get_sample_value("lorawatch_ingest_duplicates_total") == 1
+    assert reg.get_sample_value("lorawatch_ingest_dead_letters_total", {"stage": "json"}) == 1
+    assert reg.get_sample_value("lorawatch_ingest_batch_seconds_count") >= 1
+    assert b"lorawatch_ingest_queue_depth" in generate_latest(reg)
