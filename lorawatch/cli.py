@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -78,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="LoRaWAN gully-level and care-sensor telemetry: ingest, store, alert, dashboard.",
     )
     parser.add_argument("--version", action="version", version=f"lorawatch {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="read LORAWATCH_* settings from this file (KEY=value lines); the environment wins over it",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     db = sub.add_parser("db", help="database schema: migrate, status")
@@ -115,8 +122,11 @@ def _command_modules() -> list[Callable[[argparse._SubParsersAction[argparse.Arg
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.config is not None and not args.config.is_file():
+        print(f"lorawatch: --config {args.config}: no such file", file=sys.stderr)
+        return 2
     try:
-        settings = Settings()
+        settings = Settings(_env_file=args.config)  # type: ignore[call-arg]
     except ValidationError as exc:
         print(f"lorawatch: invalid settings:\n{exc}", file=sys.stderr)
         return 2

@@ -55,3 +55,16 @@ def test_unreachable_database_is_one_clear_line(
     assert main(["status"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lorawatch:") and "Traceback" not in err
+
+
+def test_settings_from_a_config_file(db_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.delenv("LORAWATCH_DATABASE_URL", raising=False)
+    conf = tmp_path / "lorawatch.env"
+    conf.write_text(f"LORAWATCH_DATABASE_URL={db_url}\nLORAWATCH_LOG_LEVEL=warning\n")
+    assert main(["--config", str(conf), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["uplinks"] == 0
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path, capsys) -> None:
+    assert main(["--config", str(tmp_path / "nope.env"), "status"]) == 2
+    assert "no such file" in capsys.readouterr().err
