@@ -7,6 +7,8 @@ Figures from one run on the same machine:
 
 - generated/s (1 process):  scenario model + device encoding + TTS JSON, into memory;
 - published/s (bare):       the same messages, already built, published (the paho/broker ceiling);
+- CPU per uplink:           process CPU time of generating and of publishing one uplink (what the rates
+                            would be on an idle core; the machines are shared and noisy);
 - generated+published/s:    what `lorawatch simulate --fast --workers N` does, streamed until the broker
                             has every message (QoS 0: written to the socket; QoS 1: acknowledged),
                             with 1 worker (in process) and with N worker processes (default: one per core).
@@ -59,14 +61,17 @@ def main() -> None:
     args = parser.parse_args()
     cfg = config(args.uplinks, args.fleet)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     built = list(messages(cfg, 1))
     generated = len(built) / (time.perf_counter() - t0)
+    generate_cpu = (time.process_time() - c0) / len(built) * 1e6
 
     with tempfile.TemporaryDirectory(prefix="lorawatch-bench-") as tmp, Mosquitto(Path(tmp)) as broker:
         target = parse_mqtt_url(broker.url)
         params = MqttParams(target.host, target.port, client_id="bench-simulate")
+        c0 = time.process_time()
         bare = publish(params, built, qos=args.qos, progress=False)
+        publish_cpu = (time.process_time() - c0) / bare.messages * 1e6
         del built
         one = publish(params, messages(cfg, 1), qos=args.qos, progress=False)
         many = publish(params, messages(cfg, args.workers), qos=args.qos, progress=False)
@@ -74,6 +79,7 @@ def main() -> None:
     print(f"uplinks per measurement            {one.messages:>10,}   (fleet {args.fleet}, QoS {args.qos})")
     print(f"{'generated/s (1 process)':<34} {generated:>10,.0f}")
     print(f"{'published/s (bare, prebuilt)':<34} {bare.rate:>10,.0f}")
+    print(f"{'CPU per uplink: generate / publish':<34} {generate_cpu:>7.0f} µs / {publish_cpu:.0f} µs (this process)")
     print(line("generated+published/s (1 process)", one))
     print(line(f"generated+published/s ({args.workers} workers)", many))
 

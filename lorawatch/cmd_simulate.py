@@ -135,6 +135,10 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     now = time.time() // 60 * 60
     start = args.start if args.start is not None else (now if speed is not None else now - duration)
     config = RunConfig(fleet=args.fleet, seed=args.seed, start=start, duration=duration, loss=args.loss)
+    try:
+        params = None if args.out is not None else _mqtt(settings, args.client_id)
+    except BrokerError as exc:
+        return _fail(exc)
     sim = scenario.build(config)
     decoded, simulated = not args.no_decoded, args.simulated
     source: parallel.ParallelFeed | Simulation = sim
@@ -147,25 +151,22 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         stream = feed.messages(sim, args.format, args.seed, qos=args.qos, decoded=decoded, simulated=simulated)
     labels_path = args.labels or (args.out.with_name(args.out.name + ".labels.jsonl") if args.out else None)
     try:
-        if args.out is not None:
+        if params is None:
             with args.out.open("w", encoding="utf-8") as out:
                 count = capture.write(_progress(stream, sim.expected_uplinks, not args.no_progress), out)
             print(f"wrote {count} messages to {args.out}", file=sys.stderr)
         else:
-            params = _mqtt(settings, args.client_id)
-            stats = publisher.publish(
-                params,
-                stream,
-                speed=speed,
-                progress=None if not args.no_progress else False,
-                total=sim.expected_uplinks,
-            )
+            progress = None if not args.no_progress else False
+            stats = publisher.publish(params, stream, speed=speed, progress=progress, total=sim.expected_uplinks)
             print(
                 f"published {stats.messages} messages to {params.url} in {stats.seconds:.1f} s ({stats.rate:.0f}/s)",
                 file=sys.stderr,
             )
     except BrokerError as exc:
         return _fail(exc)
+    finally:
+        if isinstance(source, parallel.ParallelFeed):
+            source.close()
     if labels_path is not None:
         with labels_path.open("w", encoding="utf-8") as out:
             n = write_labels(source.sorted_labels(), out)
