@@ -13,9 +13,10 @@ import uuid
 from functools import lru_cache
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-#: Two Crockford characters for every 10-bit value: a ULID's time is 5 lookups (cached), its randomness 8.
+#: Two Crockford characters for every 10-bit value (a ULID's time part: 5 lookups, cached per millisecond).
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
-_SHIFTS = (70, 60, 50, 40, 30, 20, 10, 0)
+#: Three characters for every 15-bit value: the 80 random bits are one character and five lookups.
+_TRIPLES = [a + b for a in _CROCKFORD for b in _PAIRS]
 
 
 @lru_cache(maxsize=4096)
@@ -27,7 +28,16 @@ def _ulid_time(ms: int) -> str:
 def ulid(rng: random.Random, ms: int) -> str:
     """A ULID for the millisecond `ms` since the epoch: 48 bits of time, 80 random bits, 26 characters."""
     r = rng.getrandbits(80)
-    return _ulid_time(ms & 0xFFFFFFFFFFFF) + "".join([_PAIRS[(r >> shift) & 1023] for shift in _SHIFTS])
+    triples = _TRIPLES
+    return (
+        _ulid_time(ms & 0xFFFFFFFFFFFF)
+        + _CROCKFORD[r >> 75]
+        + triples[(r >> 60) & 0x7FFF]
+        + triples[(r >> 45) & 0x7FFF]
+        + triples[(r >> 30) & 0x7FFF]
+        + triples[(r >> 15) & 0x7FFF]
+        + triples[r & 0x7FFF]
+    )
 
 
 def uuid4(rng: random.Random) -> str:

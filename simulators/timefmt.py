@@ -45,10 +45,18 @@ def _fraction(frac_ns: int) -> str:
     return f".{frac_ns:09d}"
 
 
+#: (second, its text), replaced as one tuple so that threads never see half an update.
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def format_ns(ns: int, suffix: str = "Z") -> str:
-    """Format integer nanoseconds since the epoch; `suffix` is `Z` (TTS) or `+00:00` (ChirpStack)."""
+    """Format integer nanoseconds since the epoch; `suffix` is `Z` (TTS) or `+00:00` (ChirpStack).
+    The last second's text is remembered: a message's timestamps mostly fall in the same second."""
     sec, frac = divmod(ns, NS)
-    return _second(sec) + _fraction(frac) + suffix
+    last = _last_second[0]
+    if last[0] != sec:
+        last = _last_second[0] = (sec, _second(sec))
+    return last[1] + _fraction(frac) + suffix
 
 
 def tts_time(ns: int) -> str:
