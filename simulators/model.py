@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from simulators.timefmt import iso
 
@@ -85,9 +85,9 @@ class Session:
     session_key_id: str  # base64
 
 
-@dataclass(frozen=True, slots=True)
-class Rx:
-    """One gateway antenna's reception of an uplink."""
+class Rx(NamedTuple):
+    """One gateway antenna's reception of an uplink (a tuple: one is made per reception, and a frozen
+    dataclass costs several times as much to build)."""
 
     gateway: Gateway
     rssi: float

@@ -10,15 +10,14 @@ and can go straight into `decoded_payload`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import decoders
 
 
-@dataclass(frozen=True, slots=True)
-class LevelState:
-    """What a distance sensor measures at one uplink. `distance_mm` None means no usable echo."""
+class LevelState(NamedTuple):
+    """What a distance sensor measures at one uplink. `distance_mm` None means no usable echo.
+    (A tuple: one is made per uplink.)"""
 
     distance_mm: float | None
     battery: float  # remaining life, 0..1

@@ -47,21 +47,20 @@ def receive(rng: random.Random, links: tuple[Link, ...], sf: int, loss: float, d
     `loss` is the chance that any one reception fails for reasons not modelled (collisions,
     interference); `down` holds the ids of gateways in an outage.
     """
-    floor = _SNR_FLOOR[sf]
+    weakest = NOISE_FLOOR_DBM + _SNR_FLOOR[sf]  # below this RSSI the SF cannot be demodulated
     out: list[Rx] = []
     random_ = rng.random
     for link in links:
         gateway = link.gateway
-        if gateway.gateway_id in down:
+        if down and gateway.gateway_id in down:
             continue
         rssi = link.rssi + rng.gauss(0.0, _FADING_DB)
         for antenna in range(link.antennas):
             if antenna:
                 rssi -= 6.0 + 6.0 * random_()  # the second antenna hears it weaker
-            raw_snr = rssi - NOISE_FLOOR_DBM
-            if raw_snr < floor or random_() < loss:
+            if rssi < weakest or random_() < loss:
                 continue
-            snr = min(raw_snr, 9.5 + 1.5 * random_()) + random_() - 0.5
+            snr = min(rssi - NOISE_FLOOR_DBM, 9.5 + 1.5 * random_()) + random_() - 0.5
             out.append(Rx(gateway, round(rssi), round(snr * 4.0) / 4.0, antenna))
     return out
 

@@ -104,7 +104,7 @@ class Transmitter:
                     decoded=decoded,
                     rx=rx,
                     spreading_factor=self.sf,
-                    channel=self.rng.randrange(len(radio.EU868_CHANNELS)),
+                    channel=int(self.rng.random() * len(radio.EU868_CHANNELS)),
                     confirmed=confirmed,
                 )
             t += self.rng.uniform(3.0, 12.0)
