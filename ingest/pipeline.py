@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ import orjson
 
 import decoders
 from ingest.envelope import EnvelopeError, Other, Uplink, parse
-from ingest.ranges import out_of_range
+from ingest.ranges import RANGES
 from store.writer import (
     READING_COLUMNS,
     READING_INDEX,
@@ -31,16 +32,21 @@ from store.writer import (
 
 log = logging.getLogger(__name__)
 
-_KINDS = {name: unit for name, (unit, _) in decoders.VOCABULARY.items()}
 
-
-def _column_value(name: str, value: float) -> Any:
-    unit = _KINDS.get(name)
+def _converter(unit: str) -> Callable[[float], Any]:
     if unit == "bool":
-        return bool(value)
+        return bool
     if unit in {"count", "level"}:
-        return int(value)
-    return float(value)
+        return int
+    return float
+
+
+#: name -> (column index, type conversion, physical range): one lookup per measurement on the hot path.
+_COLUMNS: dict[str, tuple[int, Callable[[float], Any], tuple[float, float]]] = {
+    name: (READING_INDEX[name], _converter(unit), RANGES.get(name, (-math.inf, math.inf)))
+    for name, (unit, _) in decoders.VOCABULARY.items()
+    if name in READING_INDEX
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,31 +120,28 @@ class Processor:
             if codec is not None:
                 try:
                     decoded = decoders.decode(codec.device, up.f_port, up.payload)
+                    normalized = decoders.normalize(codec.device, decoded)
                 except decoders.DecodeError as exc:
                     return dead("decode", str(exc), exc, up.device_id)
                 decoder = f"lorawatch:{codec.device}"
             elif up.lns_decoded is not None:
-                decoded, decoder = up.lns_decoded, "lns"
-            if decoded is not None and model is not None and _codec(model) is not None:
-                try:
-                    normalized = decoders.normalize(model, decoded)
-                except decoders.DecodeError as exc:
-                    return dead("decode", f"cannot normalise: {exc}", exc, up.device_id)
+                decoded, decoder = up.lns_decoded, "lns"  # a payload format we do not know: kept, not normalised
         rows: dict[datetime, list[Any]] = {}
         refused = [(m, f"{m.name} = {m.value} is outside the device's physical range") for m in normalized.rejected]
+        width = len(READING_COLUMNS)
         for m in normalized.measurements:
-            idx = READING_INDEX.get(m.name)
-            if idx is None:
+            column = _COLUMNS.get(m.name)
+            if column is None:
                 continue
-            reason = out_of_range(m.name, m.value)
-            if reason:
-                refused.append((m, reason))
+            idx, convert, (low, high) = column
+            if not low <= m.value <= high:
+                refused.append((m, f"{m.name} = {m.value} is outside the physical range {low}..{high}"))
                 continue
             when = m.time or up.time
             row = rows.get(when)
             if row is None:
-                row = rows[when] = [None] * len(READING_COLUMNS)
-            row[idx] = _column_value(m.name, m.value)
+                row = rows[when] = [None] * width
+            row[idx] = convert(m.value)
         events = []
         for e in normalized.events:
             canonical = json.dumps(e.attrs, sort_keys=True, default=str)

@@ -21,10 +21,3 @@ RANGES: dict[str, tuple[float, float]] = {
     "radar_rssi": (-200, 200),
 }
 
-
-def out_of_range(name: str, value: float) -> str | None:
-    """A reason when `value` cannot be real for `name`, else None."""
-    bounds = RANGES.get(name)
-    if bounds is None or bounds[0] <= value <= bounds[1]:
-        return None
-    return f"{name} = {value} is outside the physical range {bounds[0]}..{bounds[1]}"

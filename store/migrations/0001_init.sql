@@ -58,7 +58,8 @@ CREATE TABLE uplinks (
     received_at     timestamptz NOT NULL DEFAULT now(),  -- when we received it
     UNIQUE (uplink_key, time)
 );
-SELECT create_hypertable('uplinks', 'time', chunk_time_interval => interval '7 days');
+-- No default time-only index: every query names a device or a key, and each index costs every insert.
+SELECT create_hypertable('uplinks', 'time', chunk_time_interval => interval '7 days', create_default_indexes => false);
 CREATE INDEX uplinks_device_time_idx ON uplinks (device_id, time DESC);
 
 -- Normalised measurements: one row per device and timestamp, a column per vocabulary name
@@ -90,7 +91,7 @@ CREATE TABLE readings (
     in_bed            boolean,
     PRIMARY KEY (device_id, time)
 );
-SELECT create_hypertable('readings', 'time', chunk_time_interval => interval '30 days');
+SELECT create_hypertable('readings', 'time', chunk_time_interval => interval '30 days', create_default_indexes => false);
 
 -- Discrete device events (VS373 alarms, distance alarms and exceptions, resets). History records
 -- carry the device's own timestamp; a re-sent history record lands on the same key and is dropped.
@@ -103,7 +104,7 @@ CREATE TABLE events (
     uplink_key  text,
     PRIMARY KEY (device_id, time, kind, event_key)
 );
-SELECT create_hypertable('events', 'time', chunk_time_interval => interval '30 days');
+SELECT create_hypertable('events', 'time', chunk_time_interval => interval '30 days', create_default_indexes => false);
 
 -- Gateways that have heard our devices. Packet Broker hops share gateway_id 'packetbroker', so the
 -- key is built from the forwarder's identity for those (see ingest).
