@@ -237,17 +237,46 @@ class Mosquitto:
     messages queued across its own crash and across a broker restart.
     """
 
-    def __init__(self, directory: Path, *, port: int | None = None, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, port: int | None = None, users: dict[str, str] | None = None, tls: bool = False
+    ) -> None:
         self.directory = directory.resolve()
         self.port = port or free_port()
         self.users = users or {}
+        self.tls = tls
         self.log_file = self.directory / "mosquitto.log"
         self.conf = self.directory / "mosquitto.conf"
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate that signed the broker's certificate (with `tls=True`)."""
+        return self.directory / "tls" / "ca.crt"
+
+    def _make_certificates(self) -> list[str]:
+        """A private CA and a server certificate for 127.0.0.1, made once with openssl."""
+        tls = self.directory / "tls"
+        tls.mkdir(parents=True, exist_ok=True)
+        if not (tls / "server.crt").exists():
+            steps = [
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
+                 "/CN=lorawatch test CA", "-keyout", "ca.key", "-out", "ca.crt"],
+                ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                 "-keyout", "server.key", "-out", "server.csr"],
+                ["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-days", "3650", "-out", "server.crt", "-extfile", "san.cnf"],
+            ]  # fmt: skip
+            (tls / "san.cnf").write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+            for cmd in steps:
+                res = subprocess.run(cmd, cwd=tls, capture_output=True, text=True, check=False)
+                if res.returncode != 0:
+                    msg = f"could not make a TLS certificate for Mosquitto: {res.stderr.strip()}"
+                    raise ServiceError(msg)
+        return [f"cafile {tls / 'ca.crt'}", f"certfile {tls / 'server.crt'}", f"keyfile {tls / 'server.key'}"]
 
     def _write_config(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -267,6 +296,8 @@ class Mosquitto:
         ]
         if os.geteuid() == 0:
             lines.append("user root")
+        if self.tls:
+            lines.extend(self._make_certificates())
         if self.users:
             pwfile = self.directory / "passwd"
             pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))

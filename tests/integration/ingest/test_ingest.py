@@ -104,3 +104,51 @@ def test_prometheus_metrics_count_what_happened(db_url, mosquitto, publisher: Pu
     assert reg.get_sample_value("lorawatch_ingest_dead_letters_total", {"stage": "json"}) == 1
     assert reg.get_sample_value("lorawatch_ingest_batch_seconds_count") >= 1
     assert b"lorawatch_ingest_queue_depth" in generate_latest(reg)
+
+
+def test_ingest_over_tls(db_url, tmp_path) -> None:
+    """mqtts:// with a private CA: the ingester verifies the broker's certificate and stores uplinks."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from ingest.service import IngestConfig, Ingester, MqttConfig
+    from lorawatch.services import Mosquitto
+    from lorawatch.settings import parse_mqtt_url
+
+    broker = Mosquitto(tmp_path / "tls-mq", tls=True).start()
+    try:
+        target = parse_mqtt_url(broker.url)
+        assert target.tls and target.port == broker.port
+        cfg = IngestConfig(
+            database_url=db_url,
+            mqtt=MqttConfig(
+                target.host,
+                target.port,
+                tls=True,
+                ca_file=broker.ca_file,
+                client_id="tls-ingest",
+                topics=("v3/+/devices/+/up",),
+            ),
+            batch_ms=20,
+        )
+        ing = Ingester(cfg)
+        import threading
+
+        stop = threading.Event()
+        thread = threading.Thread(target=ing.run, args=(stop,), daemon=True)
+        thread.start()
+        assert ing.ready.wait(20)
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="tls-pub")
+        pub.tls_set(ca_certs=str(broker.ca_file))
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        body = tts_uplink(f_cnt=77)
+        pub.publish(topic_for(body), raw(body), qos=1).wait_for_publish(10)
+        pub.disconnect()
+        pub.loop_stop()
+        wait_until(lambda: ing.totals.stored == 1, what="uplink stored over TLS")
+        stop.set()
+        thread.join(15)
+    finally:
+        broker.stop()
+    assert scalar(db_url, "SELECT f_cnt FROM uplinks") == 77
