@@ -68,3 +68,17 @@ def test_settings_from_a_config_file(db_url: str, tmp_path, monkeypatch: pytest.
 def test_missing_config_file_is_a_clear_error(tmp_path, capsys) -> None:
     assert main(["--config", str(tmp_path / "nope.env"), "status"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_ingest_without_broker_url_is_a_clear_error(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("LORAWATCH_DATABASE_URL", db_url)
+    monkeypatch.delenv("LORAWATCH_MQTT_URL", raising=False)
+    assert main(["ingest"]) == 2
+    assert "LORAWATCH_MQTT_URL is not set" in capsys.readouterr().err
+
+
+def test_ingest_with_a_bad_broker_url_is_a_clear_error(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("LORAWATCH_DATABASE_URL", db_url)
+    monkeypatch.setenv("LORAWATCH_MQTT_URL", "http://broker")
+    assert main(["ingest"]) == 2
+    assert "must start with mqtt:// or mqtts://" in capsys.readouterr().err
