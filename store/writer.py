@@ -9,7 +9,7 @@ Connection failures propagate so the caller can wait and retry the same batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -108,23 +108,35 @@ CREATE TEMP TABLE IF NOT EXISTS stage_devices (
     device_id text, source text, application_id text, dev_eui text, join_eui text, dev_addr text,
     brand_id text, model_id text, first_seen timestamptz, last_seen timestamptz) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_gateways (LIKE gateways) ON COMMIT DELETE ROWS;
+-- JSON arrives as text and is cast on insert: binary COPY has no way to send our JSON text as jsonb.
+ALTER TABLE stage_uplinks ALTER COLUMN decoded TYPE text, ALTER COLUMN rx_metadata TYPE text;
+ALTER TABLE stage_events ALTER COLUMN attrs TYPE text;
 """
+_JSON = {"decoded", "rx_metadata", "attrs"}
+
+
+def _select(columns: Sequence[str]) -> str:
+    return ", ".join(f"{c}::jsonb" if c in _JSON else c for c in columns)
+
+
 _COLS_UP = ", ".join(UPLINK_COLUMNS)
 _COLS_RD = ", ".join(("time", "device_id", *READING_COLUMNS))
 _COLS_EV = ", ".join(EVENT_COLUMNS)
 _INSERT_UPLINKS = (
-    f"INSERT INTO uplinks ({_COLS_UP}) SELECT {_COLS_UP} FROM stage_uplinks "
+    f"INSERT INTO uplinks ({_COLS_UP}) SELECT {_select(UPLINK_COLUMNS)} FROM stage_uplinks "
     "ON CONFLICT DO NOTHING RETURNING uplink_key, time"
 )
 _INSERT_READINGS = f"INSERT INTO readings ({_COLS_RD}) SELECT {_COLS_RD} FROM stage_readings ON CONFLICT DO NOTHING"
-_INSERT_EVENTS = f"INSERT INTO events ({_COLS_EV}) SELECT {_COLS_EV} FROM stage_events ON CONFLICT DO NOTHING"
-_DEVICE_COLUMNS = ", ".join(
-    ("device_id", "source", "application_id", "dev_eui", "join_eui", "dev_addr", "brand_id", "model_id",
-     "first_seen", "last_seen")
-)  # fmt: skip
-_GATEWAY_COLUMNS = "gateway_key, gateway_id, eui, packet_broker, latitude, longitude, first_seen, last_seen, uplinks"
+_INSERT_EVENTS = (
+    f"INSERT INTO events ({_COLS_EV}) SELECT {_select(EVENT_COLUMNS)} FROM stage_events ON CONFLICT DO NOTHING"
+)
+_DEVICE_COLUMNS = ("device_id", "source", "application_id", "dev_eui", "join_eui", "dev_addr", "brand_id",
+                   "model_id", "first_seen", "last_seen")  # fmt: skip
+_GATEWAY_COLUMNS = ("gateway_key", "gateway_id", "eui", "packet_broker", "latitude", "longitude", "first_seen",
+                    "last_seen", "uplinks")  # fmt: skip
+_DEVICES, _GATEWAYS = ", ".join(_DEVICE_COLUMNS), ", ".join(_GATEWAY_COLUMNS)
 _UPSERT_DEVICE = f"""
-INSERT INTO devices ({_DEVICE_COLUMNS}) SELECT {_DEVICE_COLUMNS} FROM stage_devices ORDER BY device_id
+INSERT INTO devices ({", ".join(_DEVICE_COLUMNS)}) SELECT {", ".join(_DEVICE_COLUMNS)} FROM stage_devices ORDER BY device_id
 ON CONFLICT (device_id) DO UPDATE SET
     last_seen = greatest(devices.last_seen, excluded.last_seen),
     first_seen = least(devices.first_seen, excluded.first_seen),
@@ -136,7 +148,7 @@ ON CONFLICT (device_id) DO UPDATE SET
     model_id = coalesce(devices.model_id, excluded.model_id)
 """
 _UPSERT_GATEWAY = f"""
-INSERT INTO gateways ({_GATEWAY_COLUMNS}) SELECT {_GATEWAY_COLUMNS} FROM stage_gateways ORDER BY gateway_key
+INSERT INTO gateways ({", ".join(_GATEWAY_COLUMNS)}) SELECT {", ".join(_GATEWAY_COLUMNS)} FROM stage_gateways ORDER BY gateway_key
 ON CONFLICT (gateway_key) DO UPDATE SET
     last_seen = greatest(gateways.last_seen, excluded.last_seen),
     first_seen = least(gateways.first_seen, excluded.first_seen),
@@ -152,7 +164,23 @@ class IngestWriter:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         conn.execute(_STAGING)
+        rows = conn.execute(
+            "SELECT c.relname, a.attname, a.atttypid FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE c.relname IN ('stage_uplinks', 'stage_readings', 'stage_events', 'stage_devices', "
+            "'stage_gateways', 'dead_letters') AND c.relnamespace IN (pg_my_temp_schema(), 'public'::regnamespace) "
+            "AND a.attnum > 0 AND NOT a.attisdropped"
+        ).fetchall()
         conn.commit()
+        self._oids: dict[tuple[str, str], int] = {(table, column): oid for table, column, oid in rows}
+
+    def _copy(
+        self, cur: psycopg.Cursor[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Binary COPY: no text formatting here and no timestamp parsing on the server, per value."""
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([self._oids[table, c] for c in columns])
+            for row in rows:
+                copy.write_row(row)
 
     def write(self, records: Sequence[UplinkRecord], dead: Sequence[DeadLetter] = ()) -> WriteResult:
         """Write one batch in one transaction; see the module docstring for the failure rules."""
@@ -208,22 +236,15 @@ class IngestWriter:
         unique: dict[tuple[str, datetime], UplinkRecord] = {}
         for r in records:  # a redelivery can share a batch with its original: first one wins
             unique.setdefault((r.uplink[1], r.uplink[0]), r)
-        with cur.copy(f"COPY stage_uplinks ({_COLS_UP}) FROM STDIN") as copy:
-            for r in unique.values():
-                copy.write_row(r.uplink)
+        self._copy(cur, "stage_uplinks", UPLINK_COLUMNS, (r.uplink for r in unique.values()))
         new = {(key, t) for key, t in cur.execute(_INSERT_UPLINKS).fetchall()}
         fresh = [r for k, r in unique.items() if k in new]
         if any(r.readings for r in fresh):
-            with cur.copy(f"COPY stage_readings ({_COLS_RD}) FROM STDIN") as copy:
-                for r in fresh:
-                    for time, device_id, values in r.readings:
-                        copy.write_row((time, device_id, *values))
+            rows = ((time, device_id, *values) for r in fresh for time, device_id, values in r.readings)
+            self._copy(cur, "stage_readings", ("time", "device_id", *READING_COLUMNS), rows)
             cur.execute(_INSERT_READINGS)
         if any(r.events for r in fresh):
-            with cur.copy(f"COPY stage_events ({_COLS_EV}) FROM STDIN") as copy:
-                for r in fresh:
-                    for event in r.events:
-                        copy.write_row(event)
+            self._copy(cur, "stage_events", EVENT_COLUMNS, (e for r in fresh for e in r.events))
             cur.execute(_INSERT_EVENTS)
         self._devices(fresh)
         self._gateways(fresh)
@@ -281,22 +302,19 @@ class IngestWriter:
                     row[6], row[7], row[8] = min(row[6], t), max(row[7], t), row[8] + 1
         self._upsert("stage_gateways", _GATEWAY_COLUMNS, _UPSERT_GATEWAY, list(merged.values()))
 
-    def _upsert(self, stage: str, columns: str, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def _upsert(self, stage: str, columns: Sequence[str], sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """COPY rows (unique by key) into a staging table, then one set-based upsert."""
         if not rows:
             return
         cur = self.conn.cursor()
-        with cur.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        self._copy(cur, stage, columns, rows)
         cur.execute(sql)
 
     def _dead_letters(self, dead: Sequence[DeadLetter]) -> None:
         if not dead:
             return
-        with self.conn.cursor().copy(f"COPY dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) FROM STDIN") as copy:
-            for d in dead:
-                copy.write_row((d.time, d.stage, d.reason, d.error_class, d.topic, d.device_id, d.raw))
+        rows = ((d.time, d.stage, d.reason, d.error_class, d.topic, d.device_id, d.raw) for d in dead)
+        self._copy(self.conn.cursor(), "dead_letters", DEAD_LETTER_COLUMNS, rows)
 
 
 def device_models(conn: psycopg.Connection) -> dict[str, str]:
