@@ -136,7 +136,7 @@ _GATEWAY_COLUMNS = ("gateway_key", "gateway_id", "eui", "packet_broker", "latitu
                     "last_seen", "uplinks")  # fmt: skip
 _DEVICES, _GATEWAYS = ", ".join(_DEVICE_COLUMNS), ", ".join(_GATEWAY_COLUMNS)
 _UPSERT_DEVICE = f"""
-INSERT INTO devices ({", ".join(_DEVICE_COLUMNS)}) SELECT {", ".join(_DEVICE_COLUMNS)} FROM stage_devices ORDER BY device_id
+INSERT INTO devices ({_DEVICES}) SELECT {_DEVICES} FROM stage_devices ORDER BY device_id
 ON CONFLICT (device_id) DO UPDATE SET
     last_seen = greatest(devices.last_seen, excluded.last_seen),
     first_seen = least(devices.first_seen, excluded.first_seen),
@@ -148,7 +148,7 @@ ON CONFLICT (device_id) DO UPDATE SET
     model_id = coalesce(devices.model_id, excluded.model_id)
 """
 _UPSERT_GATEWAY = f"""
-INSERT INTO gateways ({", ".join(_GATEWAY_COLUMNS)}) SELECT {", ".join(_GATEWAY_COLUMNS)} FROM stage_gateways ORDER BY gateway_key
+INSERT INTO gateways ({_GATEWAYS}) SELECT {_GATEWAYS} FROM stage_gateways ORDER BY gateway_key
 ON CONFLICT (gateway_key) DO UPDATE SET
     last_seen = greatest(gateways.last_seen, excluded.last_seen),
     first_seen = least(gateways.first_seen, excluded.first_seen),
