@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -48,34 +51,15 @@ def _servers(settings: Settings) -> Iterator[tuple[str, str]]:
         yield db, mqtt_url
 
 
-def _simulate(
-    parser: argparse.ArgumentParser, settings: Settings, scenario: str, fleet: str, client: str, speed: str
-) -> None:
-    """Run `lorawatch simulate` exactly as a user would, in this process."""
-    args = parser.parse_args(
-        [
-            "simulate",
-            scenario,
-            "--fleet",
-            fleet,
-            "--speed",
-            speed,
-            "--duration",
-            "7d",
-            "--no-progress",
-            "--client-id",
-            client,
-        ]
-    )
-    try:
-        args.handler(args, settings)
-    except Exception:  # the demo goes on without this feed; say why
-        log.exception("demo_simulation_failed", extra={"scenario": scenario})
+def _simulation(scenario: str, fleet: str, client: str, speed: float, mqtt_url: str) -> subprocess.Popen[bytes]:
+    """`lorawatch simulate` exactly as a user would run it, in its own process so it can be stopped."""
+    cmd = [sys.executable, "-m", "lorawatch", "simulate", scenario, "--fleet", fleet, "--speed", str(speed),
+           "--duration", "7d", "--no-progress", "--client-id", client]  # fmt: skip
+    env = {**os.environ, "LORAWATCH_MQTT_URL": mqtt_url}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from lorawatch.cli import build_parser
-
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -102,14 +86,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             runner.join(15)
             return 1
         print(f"ingesting from {mqtt_url}", flush=True)
-        parser = build_parser()
-        for scenario, fleet, client in SIMULATIONS:
-            threading.Thread(
-                target=_simulate,
-                args=(parser, demo, scenario, fleet, client, str(args.speed)),
-                name=f"demo-{scenario}",
-                daemon=True,
-            ).start()
+        sims = [_simulation(scenario, fleet, client, args.speed, mqtt_url) for scenario, fleet, client in SIMULATIONS]
         print(
             f"simulating {', '.join(s for s, _, _ in SIMULATIONS)} at {args.speed}x real time; Ctrl-C stops the demo",
             flush=True,
@@ -120,6 +97,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print("status: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
             if deadline is not None and time.monotonic() >= deadline:
                 break
+        for sim in sims:  # before the broker goes away, so they have nothing to complain about
+            sim.terminate()
+            sim.wait(10)
         stop.set()
         runner.join(30)
         print("status: " + ", ".join(f"{k} {v}" for k, v in status.counts(db).items()), flush=True)
