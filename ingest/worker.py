@@ -59,7 +59,7 @@ class BatchWriter:
         self.processor = Processor(self._models.get)
         self.newest_tts: datetime | None = None
 
-    def connect(self, should_stop: object = None) -> None:
+    def connect(self) -> None:
         """Connect (retrying with backoff until it works) and load the device -> model cache."""
         delay, factor, ceiling = DB_RETRY
         while True:
