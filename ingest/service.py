@@ -74,6 +74,9 @@ class IngestConfig:
     buffer: int = 50_000
     workers: int = 2
     storage_api: StorageApi | None = None
+    #: Run first in each worker process to configure logging like the parent's (must be picklable: a
+    #: module-level function or a functools.partial of one). None: plain stderr logging at the parent's level.
+    log_setup: Callable[[], None] | None = None
 
 
 @dataclass(slots=True)
@@ -252,7 +255,7 @@ class Ingester:
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         proc = ctx.Process(
             target=worker_main,
-            args=(child, self.config.database_url, level),
+            args=(child, self.config.database_url, level, self.config.log_setup),
             name="lorawatch-ingest-worker",
             daemon=True,
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -141,9 +142,14 @@ class BatchWriter:
                 self._close()
 
 
-def worker_main(pipe: Connection, database_url: str, log_level: str) -> None:
+def worker_main(
+    pipe: Connection, database_url: str, log_level: str, log_setup: Callable[[], None] | None = None
+) -> None:
     """Entry point of the worker process."""
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)-7s %(name)s[worker]: %(message)s")
+    if log_setup is not None:
+        log_setup()
+    else:
+        logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)-7s %(name)s[worker]: %(message)s")
     writer = BatchWriter(database_url)
     writer.connect()
     pipe.send(("ready", writer.newest_tts))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import threading
@@ -11,6 +12,7 @@ from types import FrameType
 from ingest.backfill import StorageApi
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestConfig, Ingester, MqttConfig
+from lorawatch import logging as lw_logging
 from lorawatch.cli import UsageError, database_url
 from lorawatch.settings import Settings, parse_mqtt_url
 
@@ -50,6 +52,7 @@ def ingest_config(settings: Settings, *, database: str | None = None, mqtt_url: 
         batch_ms=settings.ingest_batch_ms,
         buffer=settings.ingest_buffer,
         workers=settings.ingest_workers,
+        log_setup=functools.partial(lw_logging.configure, settings.log_level, settings.log_format),
         storage_api=storage,
     )
 
