@@ -5,8 +5,7 @@ has its own seeded generator) and then generates only its share of the devices, 
 worker `i % workers`; a device's data is therefore the same whatever the worker count. Only the
 message builders' ids differ between worker counts (each worker has its own), so a feed is
 reproducible for a given seed and worker count. The parent merges the workers' batches by time and
-does nothing else per message, leaving its core to the publisher: workers send payloads already
-encoded as UTF-8 bytes (cheaper to pickle than text, and what the publisher writes).
+does nothing else per message, leaving its core to the publisher.
 """
 
 from __future__ import annotations
@@ -52,17 +51,17 @@ def _builder_seed(seed: int, shard: int) -> str:
 
 
 def _work(job: Job, shard: int, workers: int, out: Any) -> None:
-    """Worker body: put batches of (time_ns, topic, UTF-8 payload), then `_Done` with this shard's labels."""
+    """Worker body: put batches of (time_ns, topic, payload), then `_Done` with this shard's labels."""
     try:
         sim = scenarios.get(job.scenario).build(job.config)
         sim.streams = sim.streams[shard::workers]
         build = feed.builder(
             job.fmt, _builder_seed(job.seed, shard), decoded=job.decoded, simulated=job.simulated
         ).build
-        batch: list[tuple[int, str, bytes]] = []
+        batch: list[tuple[int, str, str]] = []
         for record in sim.records():
             topic, payload = build(record)
-            batch.append((int(record.time * 1_000_000) * 1000, topic, payload.encode()))
+            batch.append((int(record.time * 1_000_000) * 1000, topic, payload))
             if len(batch) >= BATCH:
                 out.put(batch)
                 batch = []
@@ -93,7 +92,7 @@ class ParallelFeed:
             self._queues.append(q)
             self._procs.append(proc)
 
-    def _drain(self, q: Any) -> Iterator[tuple[int, str, bytes]]:
+    def _drain(self, q: Any) -> Iterator[tuple[int, str, str]]:
         while True:
             try:
                 item = q.get(timeout=60)
