@@ -20,4 +20,3 @@ RANGES: dict[str, tuple[float, float]] = {
     "respiratory_rate": (0, 120),
     "radar_rssi": (-200, 200),
 }
-
