@@ -56,6 +56,8 @@ def format_ns(ns: int, suffix: str = "Z") -> str:
     last = _last_second[0]
     if last[0] != sec:
         last = _last_second[0] = (sec, _second(sec))
+    if frac % 1_000:  # the common case (network-server clocks), formatted without calling `_fraction`
+        return f"{last[1]}.{frac:09d}{suffix}"
     return last[1] + _fraction(frac) + suffix
 
 

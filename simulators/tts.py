@@ -15,14 +15,34 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from simulators import ids, radio
 from simulators.model import Device, Gateway, Join, Record, Session, Uplink
 from simulators.timefmt import NS, tts_time
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: orjson output that may differ from `json`'s: exponent floats (`1e-05` vs `0.00001`) and `null`
+#: (orjson writes NaN and infinities as null; json writes NaN). Anything matching goes through `json`.
+_ORJSON_DIFFERS = re.compile(rb"null|\d[eE]")
+
+
+def compact_json(value: Any) -> str:
+    """`_encode(value)`, by orjson when its text is provably the same (several times faster: one
+    decoded payload per uplink is the largest JSON the builder writes)."""
+    try:
+        out = orjson.dumps(value)
+    except TypeError:  # integers beyond 64 bits, non-string keys: json's business
+        return _encode(value)
+    if _ORJSON_DIFFERS.search(out):
+        return _encode(value)
+    return out.decode()
+
+
 BAND_ID = "EU_863_870"
 _RPC = "rpc:/ttn.lorawan.v3.GsNs/HandleUplink:"
 #: What the Console's "Simulate uplink" sends as radio metadata (code: console uplink-form).
@@ -227,7 +247,7 @@ class TtsBuilder:
         if text is None:
             text = f',"frm_payload":"{base64.b64encode(up.payload).decode("ascii")}"'
             if self.decoded:
-                text += ',"decoded_payload":' + _encode(up.decoded)
+                text += ',"decoded_payload":' + compact_json(up.decoded)
             if len(self._frames) >= 100_000:
                 self._frames.clear()
             self._frames[key] = text
