@@ -7,7 +7,7 @@ in 3.11 and several times slower).
 
 from __future__ import annotations
 
-import base64
+import binascii
 import random
 import uuid
 from functools import lru_cache
@@ -53,4 +53,5 @@ def hex_id(rng: random.Random, size: int, prefix: str = "") -> str:
 
 def b64_bytes(rng: random.Random, size: int) -> str:
     """Standard base64 (with padding) of `size` random bytes: session key ids, uplink tokens, contexts."""
-    return base64.b64encode(rng.getrandbits(8 * size).to_bytes(size, "big")).decode("ascii")
+    # binascii directly: `base64.b64encode` is a Python wrapper around it (one uplink token a message).
+    return binascii.b2a_base64(rng.getrandbits(8 * size).to_bytes(size, "big"), newline=False).decode("ascii")

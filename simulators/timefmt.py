@@ -45,20 +45,23 @@ def _fraction(frac_ns: int) -> str:
     return f".{frac_ns:09d}"
 
 
-#: (second, its text), replaced as one tuple so that threads never see half an update.
-_last_second: list[tuple[int, str]] = [(-1, "")]
+#: Text of recent whole seconds. A message's timestamps span two or three seconds and consecutive
+#: messages come from different devices, so a one-second memo misses often; a bounded dict does not.
+_seconds: dict[int, str] = {}
+_SECONDS_MAX = 4096
 
 
 def format_ns(ns: int, suffix: str = "Z") -> str:
-    """Format integer nanoseconds since the epoch; `suffix` is `Z` (TTS) or `+00:00` (ChirpStack).
-    The last second's text is remembered: a message's timestamps mostly fall in the same second."""
+    """Format integer nanoseconds since the epoch; `suffix` is `Z` (TTS) or `+00:00` (ChirpStack)."""
     sec, frac = divmod(ns, NS)
-    last = _last_second[0]
-    if last[0] != sec:
-        last = _last_second[0] = (sec, _second(sec))
+    text = _seconds.get(sec)
+    if text is None:
+        if len(_seconds) >= _SECONDS_MAX:
+            _seconds.clear()
+        text = _seconds[sec] = _second(sec)
     if frac % 1_000:  # the common case (network-server clocks), formatted without calling `_fraction`
-        return f"{last[1]}.{frac:09d}{suffix}"
-    return last[1] + _fraction(frac) + suffix
+        return f"{text}.{frac:09d}{suffix}"
+    return text + _fraction(frac) + suffix
 
 
 def tts_time(ns: int) -> str:

@@ -247,3 +247,16 @@ def test_confirmed_appears_only_when_true(care_falls: Run):
     assert confirmed and all(m["uplink_message"]["confirmed"] is True for m in confirmed)
     plain = json.loads(builder.build(care_falls.uplinks()[0])[1])
     assert "confirmed" not in plain["uplink_message"]
+
+
+def test_compact_json_matches_json_text() -> None:
+    """orjson is used for decoded payloads only where its text equals `json`'s; the rest falls back."""
+    values = [
+        {"battery": 97, "distance": 1234, "temperature": 21.3, "bat": 3.612, "text": "é \u2028 \x7f"},
+        {"tiny": 1e-05, "small": 1.5e-07, "big": 1e16, "none": None},
+        {"nan": float("nan"), "inf": float("inf")},
+        {"huge": 2**70, "neg": -0.0},
+        {"nested": {"displayName": "Distance", "unit": "mm", "value": 300}, "list": [1, 2.5, "x"]},
+    ]
+    for value in values:
+        assert tts.compact_json(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
