@@ -90,7 +90,6 @@ class Other:
     kind: str
     device_id: str | None
     time: datetime | None
-    session_key_id: str | None = None
 
 
 Message = Uplink | Other
@@ -195,13 +194,11 @@ def parse_tts(topic: str, body: dict[str, Any]) -> Message:
         for key, kind in TTS_OTHER_KINDS.items():
             if key in body:
                 inner = _obj(body[key], key)
-                sk = inner.get("session_key_id") if kind == "join" else None
                 return Other(
                     "tts",
                     kind,
                     device_id,
                     parse_time(inner.get("received_at"), key) or top_time,
-                    sk if isinstance(sk, str) else None,
                 )
         known = ", ".join(["uplink_message", *TTS_OTHER_KINDS])
         msg = f"TTS message for {device_id} has none of the known keys ({known})"

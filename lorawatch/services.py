@@ -328,10 +328,6 @@ class Mosquitto:
         log.info("mosquitto_started", extra={"port": self.port, "directory": str(self.directory)})
         return self
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     def stop(self, *, kill: bool = False) -> None:
         """Stop the broker (SIGTERM saves the persistence file; `kill=True` is a crash)."""
         if self._proc is None:
