@@ -104,19 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    """Subcommands that live in their own modules (each exposes `register(subparsers)`)."""
-    import importlib
+    """Subcommands that live in their own modules (each exposes `register(subparsers)`). Imported here,
+    not at the top, because those modules import this one for `UsageError` and `database_url`."""
+    from lorawatch import cmd_demo, cmd_ingest, cmd_simulate
 
-    found = []
-    for name in ("cmd_ingest", "cmd_simulate", "cmd_demo"):
-        try:
-            module = importlib.import_module(f"lorawatch.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"lorawatch.{name}":
-                raise
-            continue
-        found.append(module.register)
-    return found
+    return [cmd_ingest.register, cmd_simulate.register, cmd_demo.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
