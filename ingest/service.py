@@ -3,7 +3,7 @@ processes and writes, acknowledging QoS 1 messages only after their batch is com
 
 Why this shape:
 - paho's network thread must never block on the database (TTS drops messages for slow consumers), so
-  `on_message` puts `(topic, payload, mid, qos, generation)` on a bounded queue and returns.
+  `on_message` appends `(topic, payload, mid, qos, generation)` to a bounded inbox and returns.
 - With a QoS 1 broker (ChirpStack, or our own) the session is persistent (`clean_session=False`, fixed
   client id) and acknowledgements are manual: a message is PUBACKed only after the transaction holding
   it commits, so a kill -9 loses nothing; the broker redelivers and the natural key drops the repeats.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import queue
 import ssl
 import threading
 import time
@@ -35,6 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.backfill import BackfillError, StorageApi, applications_from, run_backfill
+from ingest.inbox import Inbox
 from ingest.metrics import IngestMetrics
 from ingest.worker import Summary, worker_main
 
@@ -79,19 +79,15 @@ class IngestConfig:
     log_setup: Callable[[], None] | None = None
 
 
-@dataclass(slots=True)
-class _Item:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    generation: int
+#: What paho's thread hands over: (topic, payload, mid, qos, connection generation). A plain tuple: this
+#: is built once per message in the thread that must keep up.
+_Item = tuple[str, bytes, int, int, int]
 
 
 def _batch_message(batch_id: int, batch: list[_Item]) -> tuple[str, int, datetime, list[tuple[str, bytes]]]:
     """What goes down the pipe. One receive time per batch, taken here rather than per message in paho's
     thread: it only dates dead letters, and milliseconds do not matter there."""
-    return ("batch", batch_id, datetime.now(UTC), [(i.topic, i.payload) for i in batch])
+    return ("batch", batch_id, datetime.now(UTC), [(i[0], i[1]) for i in batch])
 
 
 @dataclass(slots=True)
@@ -117,7 +113,8 @@ class Ingester:
         self.totals = Totals()
         self.ready = threading.Event()
         self.connected_at: float | None = None  # perf_counter() of the first MQTT connect
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=config.buffer)
+        self._inbox: Inbox[_Item] = Inbox(config.buffer)
+        self._received_counted = 0  # totals.received already added to the metric
         self._generation = 0
         self._connected_once = False
         self._newest_tts: datetime | None = None
@@ -183,28 +180,23 @@ class Ingester:
             log.warning("mqtt_disconnected", extra={"reason": str(reason)})
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        item = _Item(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation)
+        # Kept to a tuple and an append: this runs in paho's thread for every message. The received
+        # metric is brought up to date from `totals` by the batching loop.
         self.totals.received += 1
-        self.metrics.received.inc()
-        if msg.qos > 0:
-            # Blocking here is the backpressure: unacknowledged messages stay with the broker.
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.5)
-                    return
-                except queue.Full:
-                    continue
-            return
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+        item = (msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation)
+        if not self._inbox.full():
+            self._inbox.put(item)
+        elif msg.qos > 0:
+            # Waiting here is the backpressure: unacknowledged messages stay with the broker.
+            self._inbox.put_blocking(item, self._stop)
+        else:
             self.totals.dropped += 1
             self.metrics.dropped.inc()
             log.error("ingest_buffer_full_dropped", extra={"topic": msg.topic, "buffer": self.config.buffer})
 
     def submit(self, topic: str, payload: bytes) -> None:
-        """Feed a message from outside MQTT (backfill) through the same path; blocks when full."""
-        self._queue.put(_Item(topic, payload, NO_ACK, 0, self._generation))
+        """Feed a message from outside MQTT (backfill) through the same path; waits while full."""
+        self._inbox.put_blocking((topic, payload, NO_ACK, 0, self._generation), self._stop)
 
     def _backfill(self) -> None:
         api = self.config.storage_api
@@ -227,25 +219,16 @@ class Ingester:
         """Whatever is queued, up to `batch_size`; lingers up to `batch_ms` only while messages keep
         arriving. Waiting for a full batch would stall a QoS 1 stream, because the broker sends no more
         than its in-flight window until this batch is committed and acknowledged."""
-        try:
-            first = self._queue.get(timeout=wait)
-        except queue.Empty:
+        inbox, size = self._inbox, self.config.batch_size
+        if not inbox.wait(wait):
             return []
-        batch = [first]
+        batch = inbox.take(size)
         deadline = time.monotonic() + self.config.batch_ms / 1000
-        while len(batch) < self.config.batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except queue.Empty:
-                pass
+        while len(batch) < size:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or not inbox.wait(min(remaining, LINGER_S)):
                 break
-            try:
-                batch.append(self._queue.get(timeout=min(remaining, LINGER_S)))
-            except queue.Empty:
-                break
+            batch.extend(inbox.take(size - len(batch)))
         return batch
 
     def _spawn_worker(self) -> tuple[BaseProcess, Connection]:
@@ -298,9 +281,10 @@ class Ingester:
             self._answers[batch_id] = summary
         while self._pending and self._pending[0][0] in self._answers:
             batch_id, _, batch = self._pending.popleft()
-            for item in batch:
-                if item.qos > 0 and item.mid != NO_ACK and item.generation == self._generation:
-                    self._client.ack(item.mid, item.qos)
+            generation = self._generation
+            for _, _, mid, qos, item_generation in batch:
+                if qos > 0 and mid != NO_ACK and item_generation == generation:
+                    self._client.ack(mid, qos)
             self._account(self._answers.pop(batch_id))
         if not self._stop.is_set():
             for index, (proc, _) in enumerate(self._workers):
@@ -331,7 +315,10 @@ class Ingester:
         self.metrics.stored.inc(s.stored)
         self.metrics.duplicates.inc(s.duplicates)
         self.metrics.batch_seconds.observe(s.seconds)
-        self.metrics.queue_depth.set(self._queue.qsize())
+        self.metrics.queue_depth.set(len(self._inbox))
+        received = t.received
+        self.metrics.received.inc(received - self._received_counted)
+        self._received_counted = received
         self._newest_tts = s.newest_tts
 
     def run(self, stop: threading.Event | None = None, on_ready: Callable[[], None] | None = None) -> Totals:
@@ -369,14 +356,14 @@ class Ingester:
         """On stop: hand over what is queued and wait (bounded) for it to commit, so QoS 0 loses nothing.
         Whatever is not committed in time stays unacknowledged and the QoS 1 broker redelivers it."""
         deadline = time.monotonic() + DRAIN_S
-        while time.monotonic() < deadline and (self._pending or not self._queue.empty()):
-            while len(self._pending) < self._max_in_flight and not self._queue.empty():
+        while time.monotonic() < deadline and (self._pending or len(self._inbox)):
+            while len(self._pending) < self._max_in_flight and len(self._inbox):
                 self._send(self._take_batch(0))
             self._collect(0.1)
-        if self._pending or not self._queue.empty():
+        if self._pending or len(self._inbox):
             log.warning(
                 "ingest_stopped_with_unwritten_messages",
-                extra={"batches": len(self._pending), "queued": self._queue.qsize()},
+                extra={"batches": len(self._pending), "queued": len(self._inbox)},
             )
 
     def _stop_workers(self) -> None:
