@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Every measurement name a decoder may emit: name -> (unit, meaning). Units are in the names.
 VOCABULARY: dict[str, tuple[str, str]] = {
@@ -38,9 +38,11 @@ VOCABULARY: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Measurement:
-    """One normalised value. `time` is set only when the device timestamped it (history records)."""
+class Measurement(NamedTuple):
+    """One normalised value. `time` is set only when the device timestamped it (history records).
+
+    A NamedTuple (immutable, compared by value) rather than a frozen dataclass: several are built per
+    uplink on the ingest hot path, and a frozen dataclass's `__init__` costs several times a tuple's."""
 
     name: str
     value: float

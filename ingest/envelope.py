@@ -143,22 +143,30 @@ def parse_time(value: Any, where: str) -> datetime | None:
         raise EnvelopeError(msg)
     if value.startswith("0001-01-01"):
         return None
+    try:
+        parsed = datetime.fromisoformat(value)  # the common case: `Z`, and 0, 3 or 6 fraction digits
+    except ValueError:
+        parsed = _fromisoformat_trimmed(value, where)
+    if parsed.tzinfo is None:
+        msg = f"{where} has no time zone: {value!r}"
+        raise EnvelopeError(msg)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+
+
+def _fromisoformat_trimmed(value: str, where: str) -> datetime:
+    """Python 3.11 takes at most 6 fraction digits reliably: trim nanoseconds, then parse."""
     text = value
     dot = text.find(".")
-    if dot != -1:  # Python 3.11 takes at most 6 fraction digits reliably: trim nanoseconds
+    if dot != -1:
         end = dot + 1
         while end < len(text) and text[end].isdigit():
             end += 1
         text = text[: min(end, dot + 7)] + text[end:]
     try:
-        parsed = datetime.fromisoformat(text)
+        return datetime.fromisoformat(text)
     except ValueError:
         msg = f"{where} is not an RFC 3339 timestamp: {value!r}"
         raise EnvelopeError(msg) from None
-    if parsed.tzinfo is None:
-        msg = f"{where} has no time zone: {value!r}"
-        raise EnvelopeError(msg)
-    return parsed.astimezone(UTC)
 
 
 def _b64(value: Any, where: str) -> bytes:
@@ -276,7 +284,10 @@ def _tts_gateways(value: Any) -> tuple[list[dict[str, Any]], list[Gateway]]:
     for entry in value:
         if not isinstance(entry, dict):
             continue
-        kept.append({k: v for k, v in entry.items() if k != "uplink_token"})
+        if "uplink_token" in entry:  # opaque, large, and only TTS can use it
+            entry = entry.copy()
+            del entry["uplink_token"]
+        kept.append(entry)
         gw_ids = _obj(entry.get("gateway_ids"), "rx_metadata[].gateway_ids")
         gw_id = str(gw_ids.get("gateway_id", ""))
         eui = gw_ids.get("eui")

@@ -13,6 +13,7 @@ database outage is retried here, with backoff, for as long as it lasts.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -152,6 +153,9 @@ def worker_main(
         logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)-7s %(name)s[worker]: %(message)s")
     writer = BatchWriter(database_url)
     writer.connect()
+    # Everything alive now (modules, codecs, the connection) lives as long as the process: keep it out
+    # of the collector's way, so the collections that a batch's garbage triggers stay small.
+    gc.freeze()
     pipe.send(("ready", writer.newest_tts))
     while True:
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import psycopg
@@ -50,9 +50,11 @@ class DeviceSeen:
     model: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class GatewaySeen:
-    """One gateway (or Packet Broker forwarder) that heard an uplink, with the signal it heard."""
+class GatewaySeen(NamedTuple):
+    """One gateway (or Packet Broker forwarder) that heard an uplink, with the signal it heard.
+
+    A NamedTuple rather than a frozen dataclass: one is built per gateway per uplink on the ingest hot
+    path, and a frozen dataclass's `__init__` costs several times a tuple's."""
 
     key: str
     gateway_id: str
