@@ -95,13 +95,18 @@ def applications_from(topics: list[str], username: str | None) -> list[str]:
 
 
 def run_backfill(
-    api: StorageApi, applications: list[str], after: datetime | None, submit: Callable[[str, bytes], None]
+    api: StorageApi, applications: list[str], after: datetime | None, submit: Callable[[str, bytes], bool]
 ) -> int:
-    """Fetch and submit every stored uplink after `after`; returns how many were submitted."""
+    """Fetch and submit every stored uplink after `after`; returns how many were accepted.
+
+    `submit` returns False when the ingester is stopping: the backfill ends there (the next start
+    backfills again from the newest stored uplink), and only what was accepted is counted."""
     count = 0
     for app in applications:
         for topic, body in api.uplinks(app, after):
-            submit(topic, body)
+            if not submit(topic, body):
+                log.info("backfill_stopped", extra={"applications": applications, "uplinks": count})
+                return count
             count += 1
     log.info("backfill_done", extra={"applications": applications, "uplinks": count})
     return count

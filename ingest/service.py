@@ -194,9 +194,12 @@ class Ingester:
             self.metrics.dropped.inc()
             log.error("ingest_buffer_full_dropped", extra={"topic": msg.topic, "buffer": self.config.buffer})
 
-    def submit(self, topic: str, payload: bytes) -> None:
-        """Feed a message from outside MQTT (backfill) through the same path; waits while full."""
-        self._inbox.put_blocking((topic, payload, NO_ACK, 0, self._generation), self._stop)
+    def submit(self, topic: str, payload: bytes) -> bool:
+        """Feed a message from outside MQTT (backfill) through the same path; waits while full.
+        False, with nothing queued, once the ingester is stopping."""
+        if self._stop.is_set():
+            return False
+        return self._inbox.put_blocking((topic, payload, NO_ACK, 0, self._generation), self._stop)
 
     def _backfill(self) -> None:
         api = self.config.storage_api
@@ -315,11 +318,15 @@ class Ingester:
         self.metrics.stored.inc(s.stored)
         self.metrics.duplicates.inc(s.duplicates)
         self.metrics.batch_seconds.observe(s.seconds)
-        self.metrics.queue_depth.set(len(self._inbox))
-        received = t.received
+        self._newest_tts = s.newest_tts
+
+    def _update_gauges(self) -> None:
+        """Bring the received counter and the queue depth up to date (paho's thread only adds to
+        `totals.received`, which is cheaper than a metric per message)."""
+        received = self.totals.received
         self.metrics.received.inc(received - self._received_counted)
         self._received_counted = received
-        self._newest_tts = s.newest_tts
+        self.metrics.queue_depth.set(len(self._inbox))
 
     def run(self, stop: threading.Event | None = None, on_ready: Callable[[], None] | None = None) -> Totals:
         """Connect, subscribe and ingest until `stop` is set; then write what is queued and return."""
@@ -345,7 +352,9 @@ class Ingester:
                     if batch:
                         self._send(batch)
                 self._collect(0.0 if len(self._pending) < self._max_in_flight else 0.05)
+                self._update_gauges()
             self._drain()
+            self._update_gauges()
         finally:
             self._client.disconnect()
             self._client.loop_stop()

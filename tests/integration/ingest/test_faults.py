@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ingest.backfill import StorageApi
+from ingest.backfill import StorageApi, run_backfill
 from lorawatch.services import Mosquitto, Postgres
 from store import migrate
 from tests.integration.ingest.conftest import Publisher, running_ingester, scalar, wait_until
@@ -112,6 +112,10 @@ def test_thirty_second_database_outage_loses_nothing(own_postgres: Postgres, fre
                 pub.publish_many(_bodies(100, start=101 + chunk * 100))
                 time.sleep(2.5)
             assert ing.ready.is_set()
+            # Operators must see "arriving but not stored", not "nothing arriving".
+            received = ing.metrics.registry.get_sample_value("lorawatch_ingest_received_total")
+            assert received is not None and received > 100, received
+            assert ing.totals.stored == 100
             remaining = 30 - (time.monotonic() - started)
             if remaining > 0:
                 time.sleep(remaining)
@@ -206,3 +210,21 @@ def test_storage_api_failure_is_logged_and_live_ingest_continues(
         pub.publish("v3/gully-net/devices/gully-017/up", raw(body), qos=0)
         pub.close()
         wait_until(lambda: ing.totals.stored == 1, what="live uplink stored")
+
+
+def test_backfill_ends_when_the_ingester_stops_and_counts_only_what_it_handed_over(
+    storage_api: tuple[str, type[_StorageApi]],
+) -> None:
+    url, handler = storage_api
+    handler.bodies = [tts_uplink(f_cnt=n) for n in range(1, 21)]
+    accepted: list[bytes] = []
+
+    def submit(_topic: str, body: bytes) -> bool:
+        if len(accepted) == 5:  # the ingester is stopping: nothing more is taken
+            return False
+        accepted.append(body)
+        return True
+
+    n = run_backfill(StorageApi(url, "NNSXS.TEST"), ["gully-net"], None, submit)
+    assert n == 5
+    assert [json.loads(b)["uplink_message"]["f_cnt"] for b in accepted] == [1, 2, 3, 4, 5]
