@@ -13,9 +13,10 @@ from typing import Any
 from decoders import builtin as _builtin  # noqa: F401  (registers the built-in codecs)
 from decoders.errors import DecodeError, EncodeError
 from decoders.registry import Codec, FieldDoc, all_codecs, get, register
-from decoders.types import VOCABULARY, Event, Measurement, Normalized, normalize_collecting
+from decoders.types import PHYSICAL_RANGES, VOCABULARY, Event, Measurement, Normalized, normalize_collecting
 
 __all__ = [
+    "PHYSICAL_RANGES",
     "VOCABULARY",
     "Codec",
     "DecodeError",

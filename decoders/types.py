@@ -38,6 +38,28 @@ VOCABULARY: dict[str, tuple[str, str]] = {
 }
 
 
+#: The widest range a real device can report, per measurement name: ingest dead-letters anything outside
+#: (stage `range`) instead of putting it on a flood dashboard. Generous on purpose: the aim is to catch
+#: garbage from any codec, ours or a third party's (a battery of 60 V, a gully 40 m deep), not to
+#: second-guess an odd but possible reading; each codec's own rules are tighter. Booleans and levels
+#: without an entry are not range-checked.
+PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
+    "distance_mm": (-3, 65_535),  # the EM410-RDL reports -1..-3 for "no reading" (flagged invalid)
+    "distance2_mm": (0, 65_535),
+    "valid_samples": (0, 65_535),
+    "battery_v": (0, 5.5),
+    "battery_pct": (0, 100),
+    "temperature_c": (-60, 125),
+    "humidity_pct": (0, 100),
+    "illuminance_lux": (0, 200_000),
+    "illuminance": (0, 255),
+    "occupancy_state": (0, 2),
+    "motion_count": (0, 65_535),
+    "respiratory_rate": (0, 120),
+    "radar_rssi": (-200, 200),
+}
+
+
 class Measurement(NamedTuple):
     """One normalised value. `time` is set only when the device timestamped it (history records).
 

@@ -20,7 +20,6 @@ import orjson
 
 import decoders
 from ingest.envelope import EnvelopeError, Other, Uplink, parse
-from ingest.ranges import RANGES
 from store.writer import (
     READING_COLUMNS,
     READING_INDEX,
@@ -43,7 +42,7 @@ def _converter(unit: str) -> Callable[[float], Any]:
 
 #: name -> (column index, type conversion, physical range): one lookup per measurement on the hot path.
 _COLUMNS: dict[str, tuple[int, Callable[[float], Any], tuple[float, float]]] = {
-    name: (READING_INDEX[name], _converter(unit), RANGES.get(name, (-math.inf, math.inf)))
+    name: (READING_INDEX[name], _converter(unit), decoders.PHYSICAL_RANGES.get(name, (-math.inf, math.inf)))
     for name, (unit, _) in decoders.VOCABULARY.items()
     if name in READING_INDEX
 }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from decoders import VOCABULARY, all_codecs
+from decoders import PHYSICAL_RANGES, VOCABULARY, all_codecs
 from decoders.docs import DOCS, main, render_markdown, render_vocabulary, stale
 from decoders.registry import Codec
 
@@ -63,3 +63,8 @@ def test_check_mode_detects_drift(tmp_path: Path) -> None:
     (tmp_path / "measurements.md").write_text("edited by hand\n", encoding="utf-8")
     assert main(["--check", "--docs", str(tmp_path)]) == 1
     assert DOCS.name == "docs"
+
+
+def test_physical_ranges_name_vocabulary_quantities_and_are_ordered() -> None:
+    assert set(PHYSICAL_RANGES) <= set(VOCABULARY), set(PHYSICAL_RANGES) - set(VOCABULARY)
+    assert all(low < high for low, high in PHYSICAL_RANGES.values())
