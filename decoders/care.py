@@ -80,8 +80,7 @@ def measurements(decoded: Mapping[str, Any], rules: Iterable[Rule]) -> list[Meas
     """Apply `rules` in order, skipping those whose key is absent or unusable."""
     if type(decoded) is not dict and not isinstance(decoded, Mapping):  # dict first: an ABC check is slow
         return []
-    found = [rule.measure(decoded) for rule in rules]
-    return [m for m in found if m is not None]
+    return [m for rule in rules if (m := rule.measure(decoded)) is not None]
 
 
 #: Shared rule: Milesight `battery` byte as a percentage.

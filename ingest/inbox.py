@@ -51,10 +51,8 @@ class Inbox(Generic[T]):
 
     def take(self, limit: int) -> list[T]:
         """Up to `limit` items, oldest first, without waiting."""
-        items, out = self._items, []
-        for _ in range(min(limit, len(items))):
-            out.append(items.popleft())
-        return out
+        items = self._items
+        return [items.popleft() for _ in range(min(limit, len(items)))]
 
     def wait(self, timeout: float) -> bool:
         """Until something is queued (True) or `timeout` passes (False).

@@ -320,7 +320,7 @@ class Ingester:
         self.metrics.batch_seconds.observe(s.seconds)
         self._newest_tts = s.newest_tts
 
-    def _update_gauges(self) -> None:
+    def _update_metrics(self) -> None:
         """Bring the received counter and the queue depth up to date (paho's thread only adds to
         `totals.received`, which is cheaper than a metric per message)."""
         received = self.totals.received
@@ -352,9 +352,9 @@ class Ingester:
                     if batch:
                         self._send(batch)
                 self._collect(0.0 if len(self._pending) < self._max_in_flight else 0.05)
-                self._update_gauges()
+                self._update_metrics()
             self._drain()
-            self._update_gauges()
+            self._update_metrics()
         finally:
             self._client.disconnect()
             self._client.loop_stop()
