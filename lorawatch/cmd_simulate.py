@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--start",
         type=_start,
-        help="simulated start (RFC 3339); default: now when paced, now - duration when --fast",
+        help="simulated start (RFC 3339); default: the feed ends now (--fast) or catches up with the wall clock "
+        "as it ends (paced), so no uplink is dated in the future",
     )
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--fast", action="store_true", help="as fast as possible (default)")
@@ -133,7 +134,10 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     duration = args.duration or scenario.default_days * 86400.0
     speed = 1.0 if args.realtime else args.speed
     now = time.time() // 60 * 60
-    start = args.start if args.start is not None else (now if speed is not None else now - duration)
+    # Paced at FACTOR x, a feed that started now would run ahead of the wall clock, and the ingester
+    # refuses uplinks dated in the future: start early enough that it catches up exactly as it ends.
+    lead = duration if speed is None else duration * (1 - 1 / speed) if speed > 1 else 0.0
+    start = args.start if args.start is not None else now - lead
     config = RunConfig(fleet=args.fleet, seed=args.seed, start=start, duration=duration, loss=args.loss)
     try:
         params = None if args.out is not None else _mqtt(settings, args.client_id)

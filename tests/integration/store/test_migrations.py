@@ -68,20 +68,53 @@ def test_status_counts_on_empty_db(db_url: str) -> None:
     data = status.counts(db_url)
     assert data == {
         "devices": 0,
+        "devices_sharing_a_name": 0,
         "uplinks": 0,
         "readings": 0,
         "events": 0,
         "gateways": 0,
         "duplicates": 0,
+        "reading_duplicates": 0,
         "dead_letters": {},
+        "dead_letter_rows": 0,
+        "skipped": {},
+        "messages": {"stored": 0, "duplicates": 0, "dead_lettered": 0, "skipped": 0, "total": 0},
+        "newest_change": 0,
         "open_alerts": 0,
     }
 
 
-def test_status_counts_dead_letters_by_stage(db_url: str) -> None:
-    with psycopg.connect(db_url) as conn:
+def test_0002_upgrades_a_populated_0001_database(blank_db: str) -> None:
+    """Data stored under the first schema survives the hardening migration, re-keyed and counted."""
+    first = migrate.available()[0]
+    with psycopg.connect(blank_db, autocommit=True) as conn:
+        conn.execute(first.sql.encode())
+        conn.execute(migrate._LEDGER)
         conn.execute(
-            "INSERT INTO dead_letters (stage, reason, raw) VALUES ('json', 'bad', 'x'), ('json', 'bad', 'y'),"
-            " ('decode', 'short', 'z')"
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+            (first.version, first.name, first.checksum),
         )
-    assert status.counts(db_url)["dead_letters"] == {"decode": 1, "json": 2}
+        conn.execute(
+            "INSERT INTO devices (device_id, application_id, source) VALUES ('gully-1', 'app-a', 'tts');"
+            "INSERT INTO uplinks (time, uplink_key, device_id, source) VALUES "
+            "('2026-01-01T00:00:00Z', 'k1', 'gully-1', 'tts'), ('2026-01-01T00:00:00.15Z', 'k1', 'gully-1', 'tts'),"
+            "('2026-01-01T00:15:00Z', 'k2', 'orphan', 'tts');"
+            "INSERT INTO readings (time, device_id, distance_mm) VALUES ('2026-01-01T00:00:00Z', 'gully-1', 2000);"
+            "INSERT INTO events (time, device_id, kind) VALUES ('2026-01-01T00:00:00Z', 'orphan', 'reset');"
+            "INSERT INTO dead_letters (stage, reason, topic, raw) VALUES ('json', 'bad', 't', 'x'),"
+            " ('json', 'bad', 't', 'x'), ('decode', 'short', 't', 'z')"
+        )
+    assert [m.version for m in migrate.migrate(blank_db)] == [m.version for m in migrate.available()[1:]]
+    with psycopg.connect(blank_db) as conn:
+        assert conn.execute("SELECT count(*) FROM uplink_keys").fetchone() == (2,)
+        assert conn.execute(
+            "SELECT d.device_id, d.application_id, r.distance_mm FROM readings r JOIN devices d ON d.id = r.device_ref"
+        ).fetchall() == [("gully-1", "app-a", 2000.0)]
+        assert conn.execute(
+            "SELECT d.device_id FROM events e JOIN devices d ON d.id = e.device_ref"
+        ).fetchall() == [("orphan",)]
+        assert conn.execute("SELECT application_id FROM uplinks WHERE uplink_key = 'k2'").fetchone() == ("",)
+    data = status.counts(blank_db)
+    assert data["dead_letters"] == {"decode": 1, "json": 2}
+    assert data["dead_letter_rows"] == 2
+    assert (data["uplinks"], data["readings"], data["events"]) == (3, 1, 1)

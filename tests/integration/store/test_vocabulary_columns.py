@@ -5,12 +5,12 @@ from __future__ import annotations
 import psycopg
 
 import decoders
-from store.writer import READING_COLUMNS
+from store.records import READING_COLUMNS
 
 
 def test_reading_columns_are_the_vocabulary() -> None:
     assert sorted(READING_COLUMNS) == sorted(decoders.VOCABULARY), (
-        "decoders.types.VOCABULARY and store.writer.READING_COLUMNS differ: add a migration for the new name"
+        "decoders.types.VOCABULARY and store.records.READING_COLUMNS differ: add a migration for the new name"
     )
 
 
@@ -23,4 +23,4 @@ def test_readings_table_matches_reading_columns(migrated_url: str) -> None:
                 "ORDER BY ordinal_position"
             )
         ]
-    assert columns == ["time", "device_id", *READING_COLUMNS]
+    assert columns == ["time", *READING_COLUMNS, "device_ref"]  # device_ref was added by 0002

@@ -1,0 +1,283 @@
+"""Domain records shared by the store's writers and readers, and by every package that talks to them.
+
+Write side (what ingest hands the writer): `UplinkRow`, `ReadingRow`, `EventRow`, `GatewaySeen`,
+`DeviceSeen`, `DeadLetter`, bundled per uplink in `UplinkRecord`; `WriteResult` says what a batch did.
+The per-value rows are NamedTuples, not frozen dataclasses: thousands are built per second on the
+ingest hot path and a NamedTuple costs a plain tuple's construction, yet every field has a name.
+
+Read side (what queries return, through psycopg's `class_row`): `Device`, `Uplink`, `Reading`,
+`Event`, `Change`, `DeadLetterRow`. Frozen dataclasses: built once per row read, and immutable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+#: The measurement columns of `readings`, in table order (decoders' VOCABULARY names; a test keeps
+#: this list, the migration and the vocabulary in step).
+READING_COLUMNS: tuple[str, ...] = (
+    "distance_mm", "distance2_mm", "distance_valid", "valid_samples", "battery_v", "battery_pct",
+    "temperature_c", "humidity_pct", "illuminance_lux", "illuminance", "occupied", "occupancy_state",
+    "motion", "motion_count", "tilted", "interrupt", "respiratory_rate", "radar_rssi", "fall_detected",
+    "lying_down", "in_bed",
+)  # fmt: skip
+READING_INDEX = {name: i for i, name in enumerate(READING_COLUMNS)}
+
+#: Dead-letter stages, in pipeline order (docs/ingest.md explains each).
+STAGES = ("size", "topic", "json", "envelope", "decode", "range", "store", "internal")
+
+
+# --- write side -------------------------------------------------------------------------------------
+
+
+class UplinkRow(NamedTuple):
+    """One row of `uplinks`, field for column. `application_id` is '' when the LNS names none."""
+
+    time: datetime
+    uplink_key: str
+    application_id: str
+    device_id: str
+    source: str
+    simulated: bool
+    f_port: int | None
+    f_cnt: int | None
+    frm_payload: bytes | None
+    session_key_id: str | None
+    dev_addr: str | None
+    frequency_hz: int | None
+    spreading_factor: int | None
+    bandwidth_hz: int | None
+    rssi_dbm: float | None
+    snr_db: float | None
+    gateway_count: int
+    decoded: str | None  # JSON text (the LNS's decoded payload), cast to jsonb on insert
+    decoder: str | None
+    rx_metadata: str | None  # JSON text
+
+
+UPLINK_COLUMNS: tuple[str, ...] = UplinkRow._fields
+
+
+class ReadingRow(NamedTuple):
+    """The measurements of one device at one instant; `values` is indexed like READING_COLUMNS."""
+
+    time: datetime
+    values: list[Any]
+
+
+class EventRow(NamedTuple):
+    time: datetime
+    kind: str
+    event_key: str
+    attrs: str  # canonical JSON text
+    uplink_key: str
+
+
+class GatewaySeen(NamedTuple):
+    """One gateway (or Packet Broker forwarder) that heard an uplink, with the signal it heard."""
+
+    key: str
+    gateway_id: str
+    eui: str | None
+    packet_broker: bool
+    rssi: float | None
+    snr: float | None
+    latitude: float | None
+    longitude: float | None
+
+
+@dataclass(slots=True)
+class DeviceSeen:
+    """What one uplink says about its device, for auto-registration and last-seen. A device is
+    identified by (application_id, device_id): one name in two applications is two devices."""
+
+    device_id: str
+    source: str
+    time: datetime
+    application_id: str = ""
+    dev_eui: str | None = None
+    join_eui: str | None = None
+    dev_addr: str | None = None
+    model: str | None = None
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A rejected message (or, stage `range`, one refused value of a stored uplink) with its raw bytes.
+
+    `field` names what was wrong (e.g. `uplink_message.f_cnt`) where one field was. The natural key
+    hashes the topic and bytes (and, for a refused value, the field), so the same bad message seen
+    again is one row with a higher `repeats`, never a second row."""
+
+    time: datetime
+    stage: str
+    reason: str
+    error_class: str | None
+    topic: str | None
+    device_id: str | None
+    raw: bytes
+    field: str | None = None
+
+    @property
+    def key(self) -> bytes:
+        h = hashlib.sha256((self.topic or "").encode("utf-8", "replace"))
+        h.update(b"\0")
+        h.update(self.raw)
+        if self.stage == "range":
+            h.update(b"\0" + (self.field or self.reason).encode("utf-8", "replace"))
+        return h.digest()
+
+
+@dataclass(slots=True)
+class UplinkRecord:
+    """Everything one uplink writes. `topic` and `raw` let a record that the database refuses be
+    dead-lettered whole; `dead_letters` are values refused inside an uplink that is stored."""
+
+    uplink: UplinkRow
+    device: DeviceSeen
+    readings: list[ReadingRow] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    gateways: Sequence[GatewaySeen] = ()
+    topic: str = ""
+    raw: bytes = b""
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What one committed batch did. `change_id` is its change-feed entry (None: nothing new)."""
+
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0  # whole messages (not `range` values)
+    skipped: int = 0
+    readings: int = 0
+    events: int = 0
+    reading_duplicates: int = 0  # readings rows already stored for that device and instant
+    change_id: int | None = None
+    store_rejects: list[DeadLetter] = field(default_factory=list)
+    value_rejects: list[DeadLetter] = field(default_factory=list)
+
+
+# --- read side --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: int
+    device_id: str
+    application_id: str
+    source: str
+    kind: str
+    brand_id: str | None
+    model_id: str | None
+    name: str | None
+    latitude: float | None
+    longitude: float | None
+    sensor_height_mm: float | None
+    outlet_invert_mm: float | None
+    care_room: str | None
+    care_group: str | None
+    attributes: dict[str, Any]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    #: the same device_id is registered in another application too (told apart by application_id)
+    shared_name: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Uplink:
+    time: datetime
+    uplink_key: str
+    application_id: str
+    device_id: str
+    source: str
+    simulated: bool
+    f_port: int | None
+    f_cnt: int | None
+    frm_payload: bytes | None
+    decoder: str | None
+    rssi_dbm: float | None
+    snr_db: float | None
+    gateway_count: int
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One readings row with its device's user-facing identity. Unset measurements are None."""
+
+    device_ref: int
+    device_id: str
+    application_id: str
+    time: datetime
+    distance_mm: float | None = None
+    distance2_mm: float | None = None
+    distance_valid: bool | None = None
+    valid_samples: int | None = None
+    battery_v: float | None = None
+    battery_pct: float | None = None
+    temperature_c: float | None = None
+    humidity_pct: float | None = None
+    illuminance_lux: float | None = None
+    illuminance: int | None = None
+    occupied: bool | None = None
+    occupancy_state: int | None = None
+    motion: bool | None = None
+    motion_count: int | None = None
+    tilted: bool | None = None
+    interrupt: bool | None = None
+    respiratory_rate: float | None = None
+    radar_rssi: float | None = None
+    fall_detected: bool | None = None
+    lying_down: bool | None = None
+    in_bed: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    device_ref: int
+    device_id: str
+    application_id: str
+    time: datetime
+    kind: str
+    event_key: str
+    attrs: dict[str, Any]
+    uplink_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed ingest batch in the change feed: what it stored, by device and time.
+
+    `reading_keys` and `event_keys` are exactly the rows this batch inserted (device_ref, time), so a
+    consumer that reads them never misses a late reading and never sees one twice; `seen` is each
+    device's newest fresh uplink in the batch (alive, whether or not it carried a reading)."""
+
+    id: int
+    committed_at: datetime
+    uplinks: int
+    readings: int
+    events: int
+    reading_keys: list[tuple[int, datetime]]
+    event_keys: list[tuple[int, datetime, str, str]]  # device_ref, time, kind, event_key
+    seen: list[tuple[int, datetime]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    id: int
+    first_time: datetime
+    last_time: datetime
+    repeats: int
+    stage: str
+    reason: str
+    field: str | None
+    error_class: str | None
+    topic: str | None
+    device_id: str | None
+    raw: bytes
