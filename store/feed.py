@@ -65,9 +65,7 @@ class ChangeFeed:
 
     def position(self) -> int:
         """The consumer's durable cursor: the id of the last change it finished (0 = none yet)."""
-        self.conn.execute(
-            "INSERT INTO feed_cursors (consumer) VALUES (%s) ON CONFLICT DO NOTHING", (self.consumer,)
-        )
+        self.conn.execute("INSERT INTO feed_cursors (consumer) VALUES (%s) ON CONFLICT DO NOTHING", (self.consumer,))
         row = self.conn.execute("SELECT position FROM feed_cursors WHERE consumer = %s", (self.consumer,)).fetchone()
         return int(row[0]) if row else 0
 

@@ -35,7 +35,8 @@ SELECT time, uplink_key, application_id, device_id, source, simulated, f_port, f
 FROM uplinks WHERE device_id = %s AND application_id = %s AND time >= %s AND time < %s ORDER BY time"""
 _DEAD = """
 SELECT id, time AS first_time, last_time, repeats, stage, reason, field, error_class, topic, device_id, raw
-FROM dead_letters WHERE (%(stage)s::text IS NULL OR stage = %(stage)s) ORDER BY last_time DESC, id DESC LIMIT %(limit)s"""
+FROM dead_letters WHERE (%(stage)s::text IS NULL OR stage = %(stage)s)
+ORDER BY last_time DESC, id DESC LIMIT %(limit)s"""
 
 
 def devices(conn: psycopg.Connection) -> list[Device]:

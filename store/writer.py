@@ -52,7 +52,7 @@ _TRANSIENT_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
 CHANNEL = "lorawatch_changes"
 
 
-class Outage(Exception):  # noqa: N818 (an outage is not an error of the data)
+class Outage(Exception):
     """The database or the connection is unavailable: reconnect and retry the same batch."""
 
 
@@ -126,7 +126,7 @@ class ColumnBoundsError(ValueError):
 
 def check_bounds(record: UplinkRecord) -> None:
     """Raise ColumnBoundsError for the first value of `record` that its column cannot hold exactly."""
-    up = record.uplink
+    up: tuple[Any, ...] = record.uplink
     for i, name, (low, high) in _UPLINK_INTS:
         v = up[i]
         if v is not None and not low <= v <= high:

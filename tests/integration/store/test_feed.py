@@ -29,7 +29,9 @@ def test_a_change_holds_exactly_what_its_batch_inserted(db_url: str) -> None:
         assert (changes[0].uplinks, changes[0].readings, changes[0].events) == (3, 6, 3)
         assert (changes[1].uplinks, changes[1].readings, changes[1].events) == (1, 1, 0)
         readings = feed.readings(changes[1:])
-        assert [(r.device_id, r.time, r.distance_mm) for r in readings] == [("gully-1", T0 + timedelta(hours=1), 2004.0)]
+        assert [(r.device_id, r.time, r.distance_mm) for r in readings] == [
+            ("gully-1", T0 + timedelta(hours=1), 2004.0)
+        ]
         events = feed.events(changes[:1])
         assert [e.event_key for e in events] == ["k1", "k2", "k3"]
         assert all(e.attrs == {"id": 1} for e in events)

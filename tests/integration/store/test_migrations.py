@@ -110,9 +110,9 @@ def test_0002_upgrades_a_populated_0001_database(blank_db: str) -> None:
         assert conn.execute(
             "SELECT d.device_id, d.application_id, r.distance_mm FROM readings r JOIN devices d ON d.id = r.device_ref"
         ).fetchall() == [("gully-1", "app-a", 2000.0)]
-        assert conn.execute(
-            "SELECT d.device_id FROM events e JOIN devices d ON d.id = e.device_ref"
-        ).fetchall() == [("orphan",)]
+        assert conn.execute("SELECT d.device_id FROM events e JOIN devices d ON d.id = e.device_ref").fetchall() == [
+            ("orphan",)
+        ]
         assert conn.execute("SELECT application_id FROM uplinks WHERE uplink_key = 'k2'").fetchone() == ("",)
     data = status.counts(blank_db)
     assert data["dead_letters"] == {"decode": 1, "json": 2}

@@ -7,6 +7,7 @@ import random
 import string
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -68,7 +69,9 @@ def _noise(n: int) -> str:
         ({"rx_metadata": '{"a": "\\u0000"}'}, None),  # jsonb refuses NUL
     ],
 )
-def test_a_refused_row_is_isolated_and_named(writer: IngestWriter, db_url: str, change: dict, column: str | None):
+def test_a_refused_row_is_isolated_and_named(
+    writer: IngestWriter, db_url: str, change: dict[str, Any], column: str | None
+):
     batch = [record("gully-1", n) for n in range(1, 201)]
     bad = batch[57]
     batch[57] = replace(bad, uplink=bad.uplink._replace(**change))
