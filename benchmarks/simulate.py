@@ -70,11 +70,11 @@ def main() -> None:
         target = parse_mqtt_url(broker.url)
         params = MqttParams(target.host, target.port, client_id="bench-simulate")
         c0 = time.process_time()
-        bare = publish(params, built, qos=args.qos, progress=False)
+        bare = publish(params, built, qos=args.qos)
         publish_cpu = (time.process_time() - c0) / bare.messages * 1e6
         del built
-        one = publish(params, messages(cfg, 1), qos=args.qos, progress=False)
-        many = publish(params, messages(cfg, args.workers), qos=args.qos, progress=False)
+        one = publish(params, messages(cfg, 1), qos=args.qos)
+        many = publish(params, messages(cfg, args.workers), qos=args.qos)
 
     print(f"uplinks per measurement            {one.messages:>10,}   (fleet {args.fleet}, QoS {args.qos})")
     print(f"{'generated/s (1 process)':<34} {generated:>10,.0f}")

@@ -160,8 +160,8 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
                 count = capture.write(_progress(stream, sim.expected_uplinks, not args.no_progress), out)
             print(f"wrote {count} messages to {args.out}", file=sys.stderr)
         else:
-            progress = None if not args.no_progress else False
-            stats = publisher.publish(params, stream, speed=speed, progress=progress, total=sim.expected_uplinks)
+            shown = _progress(stream, sim.expected_uplinks, not args.no_progress)
+            stats = publisher.publish(params, shown, speed=speed)
             print(
                 f"published {stats.messages} messages to {params.url} in {stats.seconds:.1f} s ({stats.rate:.0f}/s)",
                 file=sys.stderr,
@@ -179,6 +179,7 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _progress(stream: Iterator[capture.Message], total: int, enabled: bool) -> Iterator[capture.Message]:
+    """A progress bar on a terminal (never in library code: the simulators only yield messages)."""
     from tqdm import tqdm
 
     yield from tqdm(stream, total=total or None, unit="msg", disable=not (enabled and sys.stderr.isatty()))
@@ -205,11 +206,9 @@ def replay_(args: argparse.Namespace, settings: Settings) -> int:
         total = _count_lines(args.file)
         stats = publisher.publish(
             params,
-            replay.shifted(capture.read(args.file)),
+            _progress(replay.shifted(capture.read(args.file)), total, not args.no_progress),
             qos=args.qos,
             speed=None if args.fast else args.speed,
-            progress=None if not args.no_progress else False,
-            total=total,
         )
     except (BrokerError, ValueError) as exc:
         return _fail(exc)

@@ -1,5 +1,5 @@
 """Publish a stream of messages to a broker: as fast as possible, or paced by the messages' own times
-(real time or a speed factor), with a progress bar, returning only when every publish is complete.
+(real time or a speed factor), returning only when every publish is complete.
 
 The client is driven from this thread (see `mqttclient.service`): `publish()` writes straight to the
 socket, and the network is serviced every few hundred messages (and while waiting for the next paced
@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import select
 import ssl
-import sys
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from tqdm import tqdm
 
 from simulators.capture import Message
 from simulators.mqttclient import BrokerError, MqttParams, connect, service
@@ -108,16 +106,12 @@ def publish(
     *,
     qos: int | None = None,
     speed: float | None = None,
-    progress: bool | None = None,
-    total: int | None = None,
     timeout: float = 60.0,
 ) -> PublishStats:
     """Publish `messages` in order. `qos` overrides each message's own; `speed` None is as fast as
     possible, otherwise message times are replayed at `speed` x real time (1.0 = real time).
-    `progress` None shows a bar only on a terminal."""
+    A progress bar is the caller's business (wrap `messages`): library code draws nothing."""
     client = connect(params)
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=total, unit="msg", disable=not show, mininterval=0.5, dynamic_ncols=True)
     pending: deque[mqtt.MQTTMessageInfo] = deque()
     raw = RawBatch(client, params)
     flush_every = _SERVICE_EVERY if speed is None else 1  # paced: each message goes out when due
@@ -149,13 +143,11 @@ def publish(
             if sent % _SERVICE_EVERY == 0:
                 raw.flush()
                 _service(client, params)
-                bar.update(_SERVICE_EVERY)
                 _settle(pending)
                 while len(pending) > WINDOW:
                     _service(client, params, 0.01)
                     _settle(pending)
         raw.flush()
-        bar.update(sent % _SERVICE_EVERY)
         if last is not None:
             pending.append(last)
         deadline = time.monotonic() + timeout
@@ -166,7 +158,6 @@ def publish(
             _service(client, params, 0.05)
         elapsed = time.monotonic() - started
     finally:
-        bar.close()
         client.disconnect()
     return PublishStats(sent, elapsed)
 

@@ -70,7 +70,7 @@ def original_feed() -> list[capture.Message]:
 def test_published_feed_is_recorded_exactly(mosquitto, tmp_path):
     messages = original_feed()
     rec = Recording(mosquitto.url, tmp_path / "live.jsonl", len(messages))
-    stats = publisher.publish(params(mosquitto.url, "pub"), messages, qos=1, progress=False)
+    stats = publisher.publish(params(mosquitto.url, "pub"), messages, qos=1)
     rec.wait()
     assert stats.messages == rec.count == len(messages)
     recorded = list(capture.read(tmp_path / "live.jsonl"))
@@ -121,6 +121,6 @@ def test_recorded_and_replayed_is_the_original_shifted_to_now(mosquitto, tmp_pat
 def test_paced_publishing_follows_the_message_times(mosquitto):
     base = now_ns()
     messages = [capture.Message("pace/test", str(i), base + i * 200_000_000) for i in range(6)]
-    stats = publisher.publish(params(mosquitto.url, "pacer"), messages, speed=2.0, progress=False)
+    stats = publisher.publish(params(mosquitto.url, "pacer"), messages, speed=2.0)
     assert stats.messages == 6
     assert stats.seconds == pytest.approx(0.5, abs=0.3)  # 1 s of message time at 2x
