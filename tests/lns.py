@@ -15,7 +15,8 @@ T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
 def example(name: str) -> dict[str, Any]:
-    return json.loads((DATA / f"{name}.json").read_text())
+    body: dict[str, Any] = json.loads((DATA / f"{name}.json").read_text())
+    return body
 
 
 def rfc3339(t: datetime) -> str:

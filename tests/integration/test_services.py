@@ -8,6 +8,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from lorawatch.services import Mosquitto, Postgres, ServiceError
 
@@ -42,10 +44,10 @@ def _connack(port: int, username: str, password: str) -> str:
 
     done = threading.Event()
     result: list[str] = []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{username}-{password}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{username}-{password}")
     client.username_pw_set(username, password)
 
-    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
         result.append(str(reason))
         done.set()
 

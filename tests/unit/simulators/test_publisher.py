@@ -8,6 +8,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, _ConnectionState
 
 from simulators.mqttclient import MqttParams
 from simulators.publisher import RawBatch
@@ -29,9 +30,9 @@ class _Stub:
 def _paho_packets(messages: list[tuple[str, Any, bool]]) -> bytes:
     """What paho's own QoS 0 publish writes (MQTT 3.1.1), captured from its socket."""
     ours, theirs = socket.socketpair()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     client._sock = ours  # a connected socket without a broker
-    client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+    client._state = _ConnectionState.MQTT_CS_CONNECTED
     for topic, payload, retain in messages:
         client.publish(topic, payload, 0, retain)
     ours.close()
