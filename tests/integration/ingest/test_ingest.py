@@ -7,7 +7,7 @@ import json
 import psycopg
 
 from tests.integration.ingest.conftest import Publisher, running_ingester, scalar, wait_until
-from tests.lns import example, raw, topic_for, tts_uplink
+from tests.lns import T0, example, raw, topic_for, tts_uplink
 
 
 def test_tts_uplinks_are_stored_decoded_and_deduplicated(db_url, mosquitto, publisher: Publisher) -> None:
@@ -59,7 +59,7 @@ def test_range_rejects_are_dead_lettered_but_the_uplink_is_stored(db_url, mosqui
 def test_chirpstack_and_tts_on_one_ingester(db_url, mosquitto, publisher: Publisher) -> None:
     cs = example("chirpstack_7_4_up")
     cs_topic = "application/5f0c6a1e-2b7d-4c3a-9e41-7d2b8c0f9a13/device/a84041000181c2f7/event/up"
-    tts = tts_uplink(f_cnt=4_294_967_295)
+    tts = tts_uplink(f_cnt=4_294_967_295, time=T0)  # the helper would date this f_cnt in the future
     with running_ingester(db_url, mosquitto.port, ("v3/+/devices/+/up", "application/+/device/+/event/+")) as ing:
         publisher.publish(cs_topic, raw(cs))
         publisher.publish(cs_topic.replace("/up", "/status"), json.dumps({**cs, "margin": 7}).encode())
