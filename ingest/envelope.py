@@ -373,7 +373,12 @@ def parse_tts(topic: str, body: dict[str, Any]) -> Message:
         source="tts",
         device_id=device_id,
         uplink_key=_tts_key(
-            device_id, session_key_id, f_cnt, body.get("correlation_ids"), simulated=simulated, time=time
+            f"{app}/{device_id}" if app else device_id,
+            session_key_id,
+            f_cnt,
+            body.get("correlation_ids"),
+            simulated=simulated,
+            time=time,
         ),
         time=time,
         f_port=f_port,
@@ -408,7 +413,8 @@ def _tts_key(
     simulated: bool,
     time: datetime,
 ) -> str:
-    """The natural key: (device, session key id, f_cnt); simulated uplinks use their `as:up:` id."""
+    """The natural key: (application/device, session key id, f_cnt); simulated uplinks use their `as:up:`
+    id. The application is part of it because one device name in two applications is two devices."""
     if session_key_id and not simulated:
         return f"tts:{device_id}:{session_key_id}:{f_cnt or 0}"
     ids = correlation if isinstance(correlation, list) else []

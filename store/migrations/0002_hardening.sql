@@ -29,6 +29,9 @@ CREATE INDEX devices_device_id_idx ON devices (device_id);
 ALTER TABLE uplinks ADD COLUMN application_id text NOT NULL DEFAULT '';
 UPDATE uplinks u SET application_id = d.application_id FROM devices d
 WHERE d.device_id = u.device_id AND d.application_id <> '';
+-- TTS keys name the application too (tts:<application>/<device>:...): one name in two applications is two devices.
+UPDATE uplinks SET uplink_key = 'tts:' || application_id || '/' || substr(uplink_key, 5)
+WHERE source = 'tts' AND application_id <> '' AND uplink_key LIKE 'tts:%';
 CREATE TABLE uplink_keys (
     uplink_key  text PRIMARY KEY,
     time        timestamptz NOT NULL

@@ -120,7 +120,7 @@ def test_5_simulated_uplink_is_kept_apart_and_never_drives_readings() -> None:
     rec = record(body)
     assert col(rec, "simulated") is True
     assert rec.readings == [] and rec.events == []
-    assert col(rec, "uplink_key") == "tts:gully-017:as:up:01JB9F7K0M2P4R6T8V0X2Z4B6D"
+    assert col(rec, "uplink_key") == "tts:gully-net/gully-017:as:up:01JB9F7K0M2P4R6T8V0X2Z4B6D"
 
 
 # 6. Natural keys --------------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def test_6_tts_key_is_device_session_fcnt_with_or_without_correlation_ids() -> N
     live = record(body)
     del body["correlation_ids"]  # Storage Integration examples carry none
     stored = record(body)
-    assert col(live, "uplink_key") == col(stored, "uplink_key") == "tts:gully-017:AY8qfDseTWqcC35fIdOkxg==:7"
+    assert col(live, "uplink_key") == col(stored, "uplink_key") == "tts:gully-net/gully-017:AY8qfDseTWqcC35fIdOkxg==:7"
 
 
 def test_6_chirpstack_key_is_deduplication_id() -> None:

@@ -108,7 +108,7 @@ def test_1_uplink_record_is_built_of_the_store_record_types() -> None:
     rx = example("tts_5_1_first_after_join")["uplink_message"]["rx_metadata"]
     del rx[0]["uplink_token"]
     assert rec.uplink == UplinkRow(
-        T0, f"tts:gully-017:{SESSION}:1", "gully-net", "gully-017", "tts", False, 2, 1, LDDS75_FRAME, SESSION,
+        T0, f"tts:gully-net/gully-017:{SESSION}:1", "gully-net", "gully-017", "tts", False, 2, 1, LDDS75_FRAME, SESSION,
         "260B3C91", 867_300_000, 7, 125_000, -97.0, 6.5, 1, None, "lorawatch:dragino/ldds75",
         orjson.dumps(rx).decode(),
     )  # fmt: skip
