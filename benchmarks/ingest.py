@@ -46,7 +46,7 @@ from ingest.pipeline import Processor
 from ingest.service import IngestConfig, Ingester, MqttConfig
 from lorawatch.services import Mosquitto, Postgres
 from store import migrate
-from store.writer import UplinkRecord
+from store.records import READING_INDEX, UplinkRecord
 
 TOPIC_FILTER = "v3/+/devices/+/up"
 MODELS: dict[str, Callable[[int], dict[str, Any]]] = {
@@ -181,8 +181,11 @@ def bare(broker: Mosquitto, n: int) -> float:
 
 
 def naive(broker: Mosquitto, db: str, n: int) -> float:
-    """Same decoding as lorawatch, but one INSERT and one COMMIT per message."""
-    processor = Processor(lambda _d: None)
+    """Same decoding as lorawatch, but one INSERT and one COMMIT per message (device ids are cached, so
+    each message costs its uplink and readings statements and a commit, as before device refs)."""
+    processor = Processor(lambda _app, _dev: None)
+    distance, battery = READING_INDEX["distance_mm"], READING_INDEX["battery_v"]
+    refs: dict[tuple[str, str], int] = {}
     with psycopg.connect(db) as conn:
 
         def handle(m: mqtt.MQTTMessage) -> None:
@@ -190,16 +193,27 @@ def naive(broker: Mosquitto, db: str, n: int) -> float:
             if not isinstance(out, UplinkRecord):
                 return
             u = out.uplink
+            key = (u.application_id, u.device_id)
+            ref = refs.get(key)
+            if ref is None:
+                row = conn.execute(
+                    "INSERT INTO devices (application_id, device_id, source) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (application_id, device_id) DO UPDATE SET source = excluded.source RETURNING id",
+                    (u.application_id, u.device_id, u.source),
+                ).fetchone()
+                assert row is not None
+                ref = refs[key] = row[0]
             conn.execute(
-                "INSERT INTO uplinks (time, uplink_key, device_id, source, f_port, f_cnt, frm_payload, "
-                "decoded) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (u[0], u[1], u[2], u[3], u[5], u[6], u[7], u[16]),
-            )
-            for t, device, values in out.readings:
+                "INSERT INTO uplinks (time, uplink_key, application_id, device_id, source, f_port, f_cnt, "
+                "frm_payload, decoded) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (u.time, u.uplink_key, u.application_id, u.device_id, u.source, u.f_port, u.f_cnt, u.frm_payload,
+                 u.decoded),
+            )  # fmt: skip
+            for reading in out.readings:
                 conn.execute(
-                    "INSERT INTO readings (time, device_id, distance_mm, battery_v) VALUES (%s, %s, %s, %s)"
+                    "INSERT INTO readings (time, device_ref, distance_mm, battery_v) VALUES (%s, %s, %s, %s)"
                     " ON CONFLICT DO NOTHING",
-                    (t, device, values[0], values[4]),
+                    (reading.time, ref, reading.values[distance], reading.values[battery]),
                 )
             conn.commit()
 

@@ -17,6 +17,19 @@ class IngestMetrics:
         self.skipped = Counter("lorawatch_ingest_skipped", "non-uplink messages skipped", ["kind"], registry=r)
         self.dead_letters = Counter("lorawatch_ingest_dead_letters", "messages dead-lettered", ["stage"], registry=r)
         self.dropped = Counter("lorawatch_ingest_dropped", "QoS 0 messages dropped: buffer full", registry=r)
+        self.deferred = Counter(
+            "lorawatch_ingest_deferred",
+            "QoS 1 messages left unacknowledged with the broker (buffer full), redelivered after a reconnect",
+            registry=r,
+        )
+        self.worker_restarts = Counter(
+            "lorawatch_ingest_worker_restarts", "worker processes replaced after they died", registry=r
+        )
+        self.redelivery_reconnects = Counter(
+            "lorawatch_ingest_redelivery_reconnects",
+            "MQTT reconnects made to have the broker redeliver deferred messages",
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "lorawatch_ingest_batch_seconds",
             "time to write one batch",

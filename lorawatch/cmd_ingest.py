@@ -7,10 +7,12 @@ import functools
 import logging
 import signal
 import threading
+from datetime import timedelta
 from types import FrameType
 
 from ingest.backfill import StorageApi
 from ingest.metrics import IngestMetrics
+from ingest.pipeline import Limits
 from ingest.service import IngestConfig, Ingester, MqttConfig
 from lorawatch import logging as lw_logging
 from lorawatch.cli import UsageError, database_url
@@ -51,9 +53,22 @@ def ingest_config(settings: Settings, *, database: str | None = None, mqtt_url: 
         batch_size=settings.ingest_batch_size,
         batch_ms=settings.ingest_batch_ms,
         buffer=settings.ingest_buffer,
+        buffer_bytes=settings.ingest_buffer_bytes,
         workers=settings.ingest_workers,
+        limits=limits(settings),
         log_setup=functools.partial(lw_logging.configure, settings.log_level, settings.log_format),
         storage_api=storage,
+    )
+
+
+def limits(settings: Settings) -> Limits:
+    """What the Processor accepts, from the LORAWATCH_INGEST_* settings."""
+    apps = frozenset(a.strip() for a in settings.ingest_applications.split(",") if a.strip())
+    return Limits(
+        max_message_bytes=settings.ingest_max_message_bytes,
+        max_future=timedelta(seconds=settings.ingest_max_future_s),
+        max_age=timedelta(days=settings.ingest_max_age_days) if settings.ingest_max_age_days else None,
+        applications=apps or None,
     )
 
 
@@ -79,6 +94,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             "stored": totals.stored,
             "duplicates": totals.duplicates,
             "dead_lettered": totals.dead_lettered,
+            "skipped": totals.skipped,
+            "dropped": totals.dropped,
+            "deferred": totals.deferred,
+            "backfilled": totals.backfilled,
+            "worker_restarts": totals.worker_restarts,
         },
     )
     return 0

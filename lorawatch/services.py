@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 PG_MAJOR = 15
 #: Seconds to wait for a server to accept connections before giving up.
 START_TIMEOUT_S = 30.0
+#: Mosquitto's `max_packet_size`: a little above the ingester's default message limit
+#: (LORAWATCH_INGEST_MAX_MESSAGE_BYTES, 262,144 bytes of payload), leaving room for the topic and the
+#: headers. Messages between the two reach the ingester and are dead-lettered (stage `size`) where an
+#: operator can see them; larger ones never enter the broker at all, so no subscriber has to buffer
+#: megabytes. Mosquitto (2.0) disconnects a client that sends a larger packet.
+MQTT_MAX_PACKET_BYTES = 262_144 + 16_384
 
 
 class ServiceError(RuntimeError):
@@ -234,16 +240,28 @@ class Mosquitto:
     """A private Mosquitto broker in `directory` on a loopback port, with persistence on.
 
     Persistence and generous queue limits matter: the ingester's QoS 1 persistent session must keep
-    messages queued across its own crash and across a broker restart.
+    messages queued across its own crash and across a broker restart. `max_packet_size` bounds what
+    a publisher may send (see MQTT_MAX_PACKET_BYTES); None: no limit (tests that need huge messages).
     """
 
     def __init__(
-        self, directory: Path, *, port: int | None = None, users: dict[str, str] | None = None, tls: bool = False
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        users: dict[str, str] | None = None,
+        tls: bool = False,
+        max_packet_size: int | None = MQTT_MAX_PACKET_BYTES,
+        log_types: tuple[str, ...] = ("error", "warning"),
+        persistence: bool = True,
     ) -> None:
         self.directory = directory.resolve()
         self.port = port or free_port()
         self.users = users or {}
         self.tls = tls
+        self.max_packet_size = max_packet_size
+        self.log_types = log_types  # e.g. add "notice" to see connects, disconnects and keepalive timeouts
+        self.persistence = persistence  # off only for tests that hold hundreds of MB and never restart it
         self.log_file = self.directory / "mosquitto.log"
         self.conf = self.directory / "mosquitto.conf"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -283,17 +301,18 @@ class Mosquitto:
         lines = [
             f"listener {self.port} 127.0.0.1",
             f"allow_anonymous {'false' if self.users else 'true'}",
-            "persistence true",
+            f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.directory}/",
             "autosave_interval 1",
             f"log_dest file {self.log_file}",
-            "log_type error",
-            "log_type warning",
+            *(f"log_type {t}" for t in self.log_types),
             "max_queued_messages 1000000",
             "max_inflight_messages 20000",  # lets ack-after-commit batches fill (docs/ingest.md)
             "max_keepalive 120",
             "set_tcp_nodelay true",
         ]
+        if self.max_packet_size is not None:
+            lines.append(f"max_packet_size {self.max_packet_size}")
         if os.geteuid() == 0:
             lines.append("user root")
         if self.tls:

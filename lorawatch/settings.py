@@ -43,6 +43,26 @@ class Settings(BaseSettings):
     ingest_buffer: int = Field(
         default=50_000, ge=100, description="max uplinks held in memory while the database is unavailable"
     )
+    ingest_buffer_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="max bytes of messages held in memory (with LORAWATCH_INGEST_BUFFER: whichever is reached first)",
+    )
+    ingest_max_message_bytes: int = Field(
+        default=262_144,
+        ge=1024,
+        description="larger messages are dead-lettered (stage size), only their first 64 KiB kept",
+    )
+    ingest_max_future_s: int = Field(
+        default=600, ge=0, description="uplinks timestamped further ahead of our clock are dead-lettered"
+    )
+    ingest_max_age_days: float | None = Field(
+        default=None, gt=0, description="uplinks older than this are dead-lettered; unset = any age"
+    )
+    ingest_applications: str = Field(
+        default="",
+        description="comma-separated application ids accepted (others are dead-lettered, stage topic); empty = any",
+    )
     ingest_workers: int = Field(
         default=2, ge=1, le=16, description="processes that decode and write (the MQTT side has its own)"
     )

@@ -1,5 +1,7 @@
-"""Zero loss across faults: kill -9 of the ingester, a 30 s database outage, a broker restart, and a
-TTS disconnect backfilled from a local Storage Integration API. Real servers throughout."""
+"""Zero loss across faults: kill -9 of the ingester or of one of its workers, database outages (with
+the MQTT connection kept alive and memory bounded in bytes throughout), a broker restart, QoS 0 drops
+and TTS disconnects backfilled from a local Storage Integration API, and a large backfill that must not
+crowd out live traffic. Real servers throughout."""
 
 from __future__ import annotations
 
@@ -43,7 +45,9 @@ def own_postgres(service_root: Path, request: pytest.FixtureRequest) -> Iterator
     pg.destroy()
 
 
-def _start_ingest_process(db: str, broker: Mosquitto, client_id: str, log: Path) -> subprocess.Popen[bytes]:
+def _start_ingest_process(
+    db: str, broker: Mosquitto, client_id: str, log: Path, **env_extra: str
+) -> subprocess.Popen[bytes]:
     """`lorawatch ingest` as a real process (so it can be killed -9), logging to `log`."""
     env = {
         **os.environ,
@@ -53,6 +57,7 @@ def _start_ingest_process(db: str, broker: Mosquitto, client_id: str, log: Path)
         "LORAWATCH_MQTT_QOS": "1",
         "LORAWATCH_INGEST_BATCH_MS": "20",
         "LORAWATCH_INGEST_BATCH_SIZE": "200",
+        **env_extra,
     }
     start = log.stat().st_size if log.exists() else 0
     with log.open("ab") as sink:
@@ -228,3 +233,272 @@ def test_backfill_ends_when_the_ingester_stops_and_counts_only_what_it_handed_ov
     n = run_backfill(StorageApi(url, "NNSXS.TEST"), ["gully-net"], None, submit)
     assert n == 5
     assert [json.loads(b)["uplink_message"]["f_cnt"] for b in accepted] == [1, 2, 3, 4, 5]
+
+
+# --- a worker killed -9 ------------------------------------------------------------------------------------
+
+
+def _fleet(devices: int, per_device: int, prefix: str = "fleet") -> list[tuple[str, bytes]]:
+    """Interleaved uplinks of many devices (so both workers get some of every batch)."""
+    out = []
+    for f_cnt in range(1, per_device + 1):
+        for d in range(devices):
+            body = tts_uplink(f"{prefix}-{d:03d}", f_cnt=f_cnt)
+            out.append((topic_for(body), raw(body)))
+    return out
+
+
+def test_kill_9_of_a_worker_mid_stream_loses_nothing_and_the_ingester_keeps_running(
+    db_url: str, fresh_mosquitto: Mosquitto
+) -> None:
+    """Before, the parent died of the broken pipe (EOFError) when a worker was killed."""
+    messages = _fleet(20, 200)
+    pub = Publisher(fresh_mosquitto.port)
+    try:
+        with running_ingester(
+            db_url, fresh_mosquitto.port, ("v3/+/devices/+/up",), batch_size=100, client_id="kill-worker"
+        ) as ing:
+            pids = ing.worker_pids()
+            assert len(pids) == 2
+            sender = threading.Thread(target=pub.publish_many, args=(messages,))
+            sender.start()
+            wait_until(lambda: (scalar(db_url, "SELECT count(*) FROM uplinks") or 0) >= 400, what="400 stored")
+            os.kill(pids[0], signal.SIGKILL)
+            sender.join(60)
+            wait_until(
+                lambda: scalar(db_url, "SELECT count(*) FROM uplinks") == len(messages),
+                timeout=90,
+                what="every message stored after the worker's restart",
+            )
+            assert ing.totals.worker_restarts == 1
+            wait_until(lambda: len(ing.worker_pids()) == 2, what="the replacement worker answering")
+            assert pids[0] not in ing.worker_pids() and pids[1] in ing.worker_pids()
+            more = _fleet(5, 10, prefix="after")
+            pub.publish_many(more)  # and it keeps running
+            wait_until(
+                lambda: scalar(db_url, "SELECT count(*) FROM uplinks") == len(messages) + len(more),
+                what="the stream after the restart",
+            )
+        time.sleep(0.3)
+        assert scalar(db_url, "SELECT count(*) FROM uplinks") == len(messages) + len(more)
+        assert scalar(db_url, "SELECT count(DISTINCT (device_id, f_cnt)) FROM uplinks") == len(messages) + len(more)
+        assert scalar(db_url, "SELECT count(*) FROM dead_letters") == 0
+    finally:
+        pub.close()
+
+
+# --- backpressure: paho's thread never waits ---------------------------------------------------------------
+
+
+def test_a_minute_long_outage_with_a_small_buffer_keeps_the_mqtt_connection_and_loses_nothing(
+    own_postgres: Postgres, tmp_path: Path
+) -> None:
+    """Before, paho's thread blocked in the callback once the buffer was full: no keepalive went out,
+    and the broker dropped the client after 1.5 keepalives (45 s). Now QoS 1 messages that find the
+    buffer full are left unacknowledged with the broker and redelivered after recovery."""
+    broker = Mosquitto(tmp_path / "mq", log_types=("error", "warning", "notice")).start()
+    db = own_postgres.url
+    client_id = "outage-ingest"
+    pub = Publisher(broker.port)
+    try:
+        with running_ingester(
+            db, broker.port, ("v3/+/devices/+/up",), buffer=200, batch_size=50, client_id=client_id
+        ) as ing:
+            pub.publish_many(_bodies(100))
+            wait_until(lambda: ing.totals.stored == 100, what="first 100 stored")
+            log_before = broker.log_file.read_text()
+            own_postgres.stop("fast")
+            started = time.monotonic()
+            for chunk in range(30):  # 3,000 through the outage: fifteen times what the buffer holds
+                pub.publish_many(_bodies(100, start=101 + chunk * 100))
+                time.sleep(1.5)
+            remaining = 62 - (time.monotonic() - started)
+            if remaining > 0:
+                time.sleep(remaining)
+            outage_log = broker.log_file.read_text()[len(log_before) :]
+            assert "exceeded timeout" not in outage_log, outage_log[-2000:]
+            assert client_id not in outage_log, f"the ingester's connection changed during the outage: {outage_log}"
+            assert ing.totals.mqtt_disconnects == 0
+            assert ing.metrics.registry.get_sample_value("lorawatch_ingest_mqtt_connected") == 1
+            assert ing.totals.deferred > 0, "the buffer never filled: the test tests nothing"
+            assert ing.totals.stored == 100
+            own_postgres.start()
+            wait_until(lambda: scalar(db, "SELECT count(*) FROM uplinks") == 3100, timeout=240, what="all 3100 stored")
+            time.sleep(1)
+            assert ing.totals.redelivery_reconnects >= 1
+            assert ing.totals.mqtt_disconnects == 0
+            assert ing.totals.dropped == 0
+            deferred = ing.metrics.registry.get_sample_value("lorawatch_ingest_deferred_total")
+            assert deferred == ing.totals.deferred
+        assert scalar(db, "SELECT count(*) FROM uplinks") == 3100
+        assert scalar(db, "SELECT count(DISTINCT f_cnt) FROM uplinks") == 3100
+        assert scalar(db, "SELECT count(*) FROM dead_letters") == 0
+    finally:
+        pub.close()
+        broker.stop()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_memory_stays_bounded_by_bytes_when_huge_messages_arrive_during_an_outage(
+    own_postgres: Postgres, tmp_path: Path
+) -> None:
+    """Before, the buffer was bounded by count only: 800 messages of 1 MB were 800 MB in the ingester.
+    Now an oversize message is cut to 64 KiB in paho's thread and the buffer is bounded by bytes too."""
+    # A broker that lets 1 MB through, and does not rewrite 800 MB of persistence every second.
+    broker = Mosquitto(tmp_path / "mq", max_packet_size=None, persistence=False).start()
+    log = tmp_path / "ingest.log"
+    proc = _start_ingest_process(
+        own_postgres.url, broker, "rss-ingest", log, LORAWATCH_INGEST_BUFFER_BYTES=str(16 * 1024 * 1024)
+    )
+    pub = Publisher(broker.port)
+    try:
+        own_postgres.stop("fast")
+        peak = _rss_mb(proc.pid)
+        pad = b"x" * 1_000_000
+        sender = threading.Thread(
+            target=pub.publish_many,
+            args=(
+                [
+                    (f"v3/gully-net@ttn/devices/big-{n % 10}/up", b'{"n": %d, "pad": "' % n + pad + b'"}')
+                    for n in range(800)
+                ],
+            ),
+        )
+        sender.start()
+        while sender.is_alive():
+            peak = max(peak, _rss_mb(proc.pid))
+            time.sleep(0.05)
+        sender.join()
+        for _ in range(60):  # and while the broker keeps delivering
+            peak = max(peak, _rss_mb(proc.pid))
+            time.sleep(0.05)
+        assert peak < 300, f"the ingester grew to {peak:.0f} MB"
+        own_postgres.start()
+
+        def dead() -> int:  # rows, not repeats: a redelivered dead letter is the same row seen again
+            return int(scalar(own_postgres.url, "SELECT count(*) FROM dead_letters WHERE stage = 'size'"))
+
+        wait_until(lambda: dead() == 800, timeout=180, what="800 size dead letters")
+        time.sleep(1)
+        assert scalar(own_postgres.url, "SELECT count(*) FROM dead_letters") == 800  # one row each
+        assert scalar(own_postgres.url, "SELECT max(length(raw)) FROM dead_letters") == 65536
+        reason = scalar(own_postgres.url, "SELECT reason FROM dead_letters LIMIT 1")
+        assert "message of 10000" in reason and "over the limit of 262144 bytes" in reason, reason
+        assert proc.poll() is None
+    finally:
+        pub.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        broker.stop()
+
+
+# --- QoS 0 drops are backfilled; a backfill never crowds out live traffic -------------------------------------
+
+
+class _PagedStorageApi(BaseHTTPRequestHandler):
+    """The TTS Storage Integration as it pages: `after` (exclusive) and `limit` on `received_at`."""
+
+    bodies: ClassVar[list[dict[str, Any]]] = []
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        from datetime import datetime
+        from urllib.parse import parse_qs, urlsplit
+
+        type(self).requests.append(self.path)
+        query = parse_qs(urlsplit(self.path).query)
+        after = datetime.fromisoformat(query["after"][0]) if "after" in query else None
+        limit = int(query.get("limit", ["1000"])[0])
+        page = [b for b in type(self).bodies if after is None or datetime.fromisoformat(b["received_at"]) > after][
+            :limit
+        ]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(b"".join(json.dumps({"result": b}).encode() + b"\n\n" for b in page))
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def paged_storage_api() -> Iterator[tuple[str, type[_PagedStorageApi]]]:
+    handler = type("Handler", (_PagedStorageApi,), {"bodies": [], "requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def _recent(n: int, device: str, start: int = 1, seconds_ago: float = 3600) -> list[dict[str, Any]]:
+    """TTS uplinks of `device` timestamped over the last `seconds_ago` seconds, oldest first."""
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    step = seconds_ago / (n + 1)
+    return [
+        tts_uplink(device, f_cnt=f, time=t0 + timedelta(seconds=step * i))
+        for i, f in enumerate(range(start, start + n))
+    ]
+
+
+def test_qos0_drops_during_an_outage_are_counted_and_their_window_backfilled(
+    own_postgres: Postgres, fresh_mosquitto: Mosquitto, paged_storage_api: tuple[str, type[_PagedStorageApi]]
+) -> None:
+    """Before, a QoS 0 message that found the buffer full was dropped and only counted."""
+    url, handler = paged_storage_api
+    db = own_postgres.url
+    topics = ("v3/gully-net@ttn/devices/+/up",)
+    bodies = _recent(600, "gully-017", seconds_ago=30)  # TTS stored them as we would have received them
+    api = StorageApi(url, "NNSXS.TEST")
+    with running_ingester(db, fresh_mosquitto.port, topics, qos=0, storage_api=api, buffer=100, batch_size=20) as ing:
+        wait_until(lambda: len(handler.requests) == 1, what="the backfill on connect (nothing stored yet)")
+        own_postgres.stop("fast")
+        pub = Publisher(fresh_mosquitto.port)
+        pub.publish_many([(topic_for(b), raw(b)) for b in bodies], qos=0)
+        pub.close()
+        wait_until(lambda: ing.totals.received == 600, what="600 received")
+        assert ing.totals.dropped >= 400, ing.totals
+        handler.bodies = bodies  # TTS storage has them all
+        own_postgres.start()
+        wait_until(lambda: scalar(db, "SELECT count(*) FROM uplinks") == 600, timeout=90, what="all 600 stored")
+        assert ing.totals.backfilled >= ing.totals.dropped
+        assert ing.metrics.registry.get_sample_value("lorawatch_ingest_dropped_total") == ing.totals.dropped
+    assert len(handler.requests) >= 2 and "after=" in handler.requests[1]
+
+
+def test_a_large_backfill_never_crowds_out_live_qos0_messages(
+    db_url: str, fresh_mosquitto: Mosquitto, paged_storage_api: tuple[str, type[_PagedStorageApi]]
+) -> None:
+    """Before, the backfill filled the buffer to the brim, so live QoS 0 messages found it full and
+    were dropped. Now it hands over messages only while the buffer is below half."""
+    url, handler = paged_storage_api
+    handler.bodies = [b for d in range(20) for b in _recent(1000, f"old-{d:02d}", seconds_ago=86_400)]
+    handler.bodies.sort(key=lambda b: b["received_at"])
+    live = _recent(2000, "live-001", seconds_ago=60)
+    api = StorageApi(url, "NNSXS.TEST")
+    topics = ("v3/gully-net@ttn/devices/+/up",)
+    pub = Publisher(fresh_mosquitto.port)
+    try:
+        with running_ingester(
+            db_url, fresh_mosquitto.port, topics, qos=0, storage_api=api, buffer=1000, batch_size=200
+        ) as ing:
+            wait_until(lambda: ing.totals.stored > 1000, what="the backfill under way")
+            for start in range(0, len(live), 100):
+                pub.publish_many([(topic_for(b), raw(b)) for b in live[start : start + 100]], qos=0)
+                time.sleep(0.05)
+            backfilled_meanwhile = ing.totals.stored < 20_000
+            wait_until(lambda: scalar(db_url, "SELECT count(*) FROM uplinks") == 22_000, timeout=180, what="all stored")
+            assert ing.totals.dropped == 0
+            assert ing.totals.backfilled == 20_000
+        assert backfilled_meanwhile, "the backfill was over before the live traffic: the test tests nothing"
+        assert scalar(db_url, "SELECT count(*) FROM uplinks WHERE device_id = 'live-001'") == 2000
+    finally:
+        pub.close()
