@@ -38,7 +38,9 @@ def test_bad_messages_are_dead_lettered_by_stage_and_good_ones_still_land(
         publisher.publish_many([(topic, b) for b in [*bad, good]])
         wait_until(lambda: ing.totals.stored + ing.totals.dead_lettered == 4, what="4 handled")
     with psycopg.connect(db_url) as conn:
-        stages = dict(conn.execute("SELECT stage, count(*) FROM dead_letters GROUP BY stage").fetchall())
+        stages: dict[str, int] = dict(
+            conn.execute("SELECT stage, count(*) FROM dead_letters GROUP BY stage").fetchall()
+        )
         raws = {bytes(r[0]) for r in conn.execute("SELECT raw FROM dead_letters")}
     assert stages == {"json": 1, "envelope": 1, "decode": 1}
     assert raws == set(bad)  # the exact bytes are kept
@@ -66,7 +68,7 @@ def test_chirpstack_and_tts_on_one_ingester(db_url, mosquitto, publisher: Publis
         publisher.publish(topic_for(tts), raw(tts))
         wait_until(lambda: ing.totals.stored == 2 and ing.totals.skipped == 1, what="2 stored, 1 skipped")
     with psycopg.connect(db_url) as conn:
-        rows = dict(conn.execute("SELECT source, f_cnt FROM uplinks").fetchall())
+        rows: dict[str, int] = dict(conn.execute("SELECT source, f_cnt FROM uplinks").fetchall())
     assert rows == {"chirpstack": 0, "tts": 4_294_967_295}
 
 
@@ -102,7 +104,7 @@ def test_prometheus_metrics_count_what_happened(db_url, mosquitto, publisher: Pu
     assert reg.get_sample_value("lorawatch_ingest_stored_total") == 1
     assert reg.get_sample_value("lorawatch_ingest_duplicates_total") == 1
     assert reg.get_sample_value("lorawatch_ingest_dead_letters_total", {"stage": "json"}) == 1
-    assert reg.get_sample_value("lorawatch_ingest_batch_seconds_count") >= 1
+    assert (reg.get_sample_value("lorawatch_ingest_batch_seconds_count") or 0) >= 1
     assert b"lorawatch_ingest_queue_depth" in generate_latest(reg)
 
 
