@@ -96,6 +96,7 @@ def test_two_concurrent_writers_never_let_a_consumer_skip(db_url: str) -> None:
             feed = ChangeFeed(conn, "consumer")
             position = feed.position()
             while True:
+                finished = stop.is_set()  # read before looking: a batch may commit after an empty read
                 changes = feed.read(position, limit=7)
                 if changes:
                     seen.extend((r.device_ref, r.time) for r in feed.readings(changes))
@@ -103,7 +104,7 @@ def test_two_concurrent_writers_never_let_a_consumer_skip(db_url: str) -> None:
                     feed.advance(position)
                 conn.commit()
                 if not changes:
-                    if stop.is_set():
+                    if finished:
                         return
                     time.sleep(0.002)
 
