@@ -63,8 +63,12 @@ class Inbox(Generic[T]):
         return self._put_bytes[0] + self._put_bytes[1] - self._released_bytes
 
     def full(self) -> bool:
-        """At or over either capacity."""
-        return len(self._items) + self._in_flight >= self.capacity or self.nbytes >= self.capacity_bytes
+        """At or over either capacity (asked by paho's thread for every message: kept to one call)."""
+        put = self._put_bytes
+        return (
+            len(self._items) + self._in_flight >= self.capacity
+            or put[0] + put[1] - self._released_bytes >= self.capacity_bytes
+        )
 
     def below(self, fraction: float) -> bool:
         """Under `fraction` of both capacities (e.g. 0.5: "there is room again")."""

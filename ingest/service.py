@@ -205,8 +205,9 @@ class Ingester:
         self.connected_at: float | None = None  # perf_counter() of the first MQTT connect
         self._inbox: Inbox[_Item] = Inbox(config.buffer, config.buffer_bytes)
         self._max_bytes = config.limits.max_message_bytes
-        # A batch is bounded in bytes so that the batches in flight stay a fraction of the inbox's bytes.
-        self._batch_bytes = max(config.buffer_bytes // (4 * MAX_BATCHES_IN_FLIGHT * config.workers), 1 << 20)
+        # A batch is bounded in bytes so that the batches in flight together hold at most half the
+        # inbox's bytes (they count against it until committed), leaving the rest to arriving messages.
+        self._batch_bytes = max(config.buffer_bytes // (2 * MAX_BATCHES_IN_FLIGHT * config.workers), 1 << 20)
         self._counted: dict[str, int] = {}  # totals already added to their metric (paho only adds to totals)
         self._generation = 0
         self._ack_lock = threading.Lock()  # a generation change and a run of acks never interleave
@@ -394,7 +395,8 @@ class Ingester:
         to `batch_ms` only while messages keep arriving. Waiting for a full batch would stall a QoS 1
         stream, because the broker sends no more than its in-flight window until this batch is
         committed and acknowledged."""
-        inbox, size, max_bytes = self._inbox, self.config.batch_size, self._batch_bytes
+        # batch_size bounds what one worker writes in one COPY batch: the batch is split between the slots.
+        inbox, size, max_bytes = self._inbox, self.config.batch_size * len(self._slots), self._batch_bytes
         if not inbox.wait(wait):
             return [], 0
         batch, taken = inbox.take(size, max_bytes)
