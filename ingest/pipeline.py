@@ -92,6 +92,8 @@ _JSON_START = (b"{", b"[", b" ", b"\n", b"\r", b"\t")
 #: run of 19 digits in the message. One C-level pass (a regex is about ten times slower).
 _DIGITS_TO_NINES = bytes(0x39 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))
 _LONG_DIGIT_RUN = b"9" * 19  # -2**63 has 19 digits, 2**64 has 20: shorter integers are exact
+#: Bytes that may stand between a JSON number's first digit and what precedes the value (`:`, `[`, `,`).
+_NUMBER_LEAD = b" \t\n\r-"
 _INT_LOW, _INT_HIGH = -(2**63), 2**64 - 1  # what orjson parses to an exact int
 
 
@@ -200,7 +202,7 @@ class Processor:
             if path is not None:
                 reason = f"{path or 'a key'} contains NUL (\\u0000), which text and jsonb columns cannot hold"
                 return dead("envelope", reason, field=path or None)
-        if _LONG_DIGIT_RUN in raw.translate(_DIGITS_TO_NINES):
+        if _may_hold_a_long_integer(raw):
             try:
                 path = _inexact_int_path(raw)
             except (RecursionError, ValueError) as exc:  # orjson took it (nesting <= 1024), Python's could not
@@ -445,6 +447,27 @@ class _Huge:
 
 
 _HUGE = _Huge()
+
+
+def _may_hold_a_long_integer(raw: bytes) -> bool:
+    """Whether `raw` may hold an integer literal of 19 digits or more: a run of 19 digits that starts
+    where a JSON value can (after `:`, `[` or `,`, whitespace and a sign).
+
+    A superset (a string "x:1234567890123456789" passes too; the exact check then clears it), cheap
+    enough for every message: one C-level translation, and Python work only per run of 19 digits, so
+    ids made of digits inside strings (correlation ids, decimal EUIs) do not send every message down
+    the slow path."""
+    nines = raw.translate(_DIGITS_TO_NINES)
+    at = nines.find(_LONG_DIGIT_RUN)
+    while at != -1:
+        lead = raw[max(0, at - 64) : at].rstrip(_NUMBER_LEAD)
+        if lead[-1:] in (b":", b"[", b",") or (not lead and at > 64):  # or more padding than we look at
+            return True
+        end = nines.find(b".", at)
+        if end == -1:
+            return False
+        at = nines.find(_LONG_DIGIT_RUN, end)
+    return False
 
 
 def _exact_int(text: str) -> int | _Huge:

@@ -433,6 +433,8 @@ def test_5_infinity_from_a_huge_float_literal_is_refused() -> None:
         ("18446744073709551616", "uplink_message.decoded_payload.big"),  # 2**64
         ("-9223372036854775809", "uplink_message.decoded_payload.big"),  # -2**63 - 1
         ('[1, {"x": 123456789012345678901234567890}]', "uplink_message.decoded_payload.big[1].x"),
+        ("[0,\n\t -18446744073709551617]", "uplink_message.decoded_payload.big[1]"),  # whitespace, sign
+        ('{"id": "a:1234567890123456789012", "n": 99999999999999999999}', "uplink_message.decoded_payload.big.n"),
     ],
 )
 def test_5_integer_json_parsers_would_turn_into_a_float_is_refused(literal: str, field: str) -> None:
@@ -472,7 +474,7 @@ def test_5_nesting_beyond_what_can_be_stored_is_refused() -> None:
 
 
 def test_5_deep_nesting_with_a_long_digit_run_is_a_dead_letter_not_a_crash() -> None:
-    data = lns_decoded('{"id": "12345678901234567890", "a": ' + "[" * 1015 + "]" * 1015 + "}")
+    data = lns_decoded('{"id": 12345678901234567890, "a": ' + "[" * 1015 + "]" * 1015 + "}")
     out = refused(data, TOPIC)
     assert out.stage == "json" and "cannot be checked" in out.reason  # Python's parser gives up
 
