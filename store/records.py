@@ -2,6 +2,7 @@
 
 Write side (what ingest hands the writer): `UplinkRow`, `ReadingRow`, `EventRow`, `GatewaySeen`,
 `DeviceSeen`, `DeadLetter`, bundled per uplink in `UplinkRecord`; `WriteResult` says what a batch did.
+`DeviceEntry` is one row of a device registry file (what `lorawatch devices import` applies).
 The per-value rows are NamedTuples, not frozen dataclasses: thousands are built per second on the
 ingest hot path and a NamedTuple costs a plain tuple's construction, yet every field has a name.
 
@@ -161,6 +162,22 @@ class WriteResult:
     change_id: int | None = None
     store_rejects: list[DeadLetter] = field(default_factory=list)
     value_rejects: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEntry:
+    """One row of a device registry file (store/registry_csv.py), parsed and checked on its own.
+
+    `application_id` is None when the file has no such column and '' for an empty cell; either way the
+    device is then found by its name (an empty cell prefers the device in no application over its
+    twins: that is what `devices export` writes for one). `values` holds exactly the file's other
+    columns, parsed: `kind` and text as str, numbers as float, None to set NULL. A column the file does
+    not have is not in `values` and keeps what is stored. `line` is where the row starts in the file."""
+
+    line: int
+    device_id: str
+    application_id: str | None
+    values: dict[str, str | float | None]
 
 
 # --- read side --------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Dumper
 
 from store.records import (
     READING_COLUMNS,
@@ -162,7 +163,6 @@ def _select(columns: Iterable[str], json_columns: frozenset[str] = frozenset()) 
 
 
 _STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS stage_uplinks (LIKE uplinks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_readings (LIKE readings) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_devices (
@@ -176,10 +176,9 @@ CREATE TEMP TABLE IF NOT EXISTS stage_dead (
 CREATE TEMP TABLE IF NOT EXISTS fresh_readings (device_ref integer, time timestamptz) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS fresh_events (
     device_ref integer, time timestamptz, kind text, event_key text) ON COMMIT DELETE ROWS;
-ALTER TABLE stage_uplinks ALTER COLUMN decoded TYPE text, ALTER COLUMN rx_metadata TYPE text;
 ALTER TABLE stage_events ALTER COLUMN attrs TYPE text;
 """
-_STAGE_TABLES = ("stage_uplinks", "stage_readings", "stage_events", "stage_devices", "stage_gateways")
+_STAGE_TABLES = ("stage_readings", "stage_events", "stage_devices", "stage_gateways")
 
 _READING_ROW = ("device_ref", "time", *READING_COLUMNS)
 _EVENT_ROW = ("device_ref", "time", "kind", "event_key", "attrs", "uplink_key")
@@ -189,15 +188,10 @@ _GATEWAY_ROW = ("gateway_key", "gateway_id", "eui", "packet_broker", "latitude",
                 "last_seen", "uplinks")  # fmt: skip
 _DEAD_ROW = ("key", "time", "stage", "reason", "field", "error_class", "topic", "device_id", "raw", "repeats")
 
-_INSERT_UPLINKS = sql.SQL("""
-WITH fresh AS (
-    INSERT INTO uplink_keys (uplink_key, time) SELECT uplink_key, time FROM stage_uplinks
-    ON CONFLICT DO NOTHING RETURNING uplink_key)
-INSERT INTO uplinks ({cols}) SELECT {select} FROM stage_uplinks
-WHERE uplink_key IN (SELECT uplink_key FROM fresh)
-RETURNING uplink_key""").format(
-    cols=_ids(UPLINK_COLUMNS), select=_select(UPLINK_COLUMNS, frozenset({"decoded", "rx_metadata"}))
-)
+#: Which of the batch's keys are new: the ledger decides, and only those uplinks are copied.
+_NEW_KEYS = """
+INSERT INTO uplink_keys (uplink_key, time) SELECT * FROM unnest(%b::text[], %b::timestamptz[])
+ON CONFLICT DO NOTHING RETURNING uplink_key"""
 _INSERT_READINGS = sql.SQL("""
 WITH ins AS (
     INSERT INTO readings ({cols}) SELECT {cols} FROM stage_readings
@@ -216,6 +210,15 @@ UPDATE devices d SET application_id = s.application_id FROM stage_devices s
 WHERE d.application_id = '' AND s.application_id <> '' AND d.device_id = s.device_id
   AND NOT EXISTS (SELECT 1 FROM devices o WHERE o.application_id = s.application_id AND o.device_id = s.device_id)
 """
+#: Devices this connection has written before: their row exists, only what an uplink moves changes.
+#: Cheaper than the upsert (no staging, no conflict arbiter), and HOT (fillfactor 50, nothing indexed changes).
+_TOUCH_DEVICES = """
+UPDATE devices d SET last_seen = greatest(d.last_seen, least(s.last_seen, now())),
+                     first_seen = least(d.first_seen, s.first_seen),
+                     dev_addr = coalesce(s.dev_addr, d.dev_addr)
+FROM (SELECT * FROM unnest(%b::integer[], %b::timestamptz[], %b::timestamptz[], %s::text[])
+      AS u(id, first_seen, last_seen, dev_addr) ORDER BY id) s
+WHERE d.id = s.id"""
 _UPSERT_DEVICES = sql.SQL("""
 INSERT INTO devices ({cols})
 SELECT device_id, application_id, source, dev_eui, join_eui, dev_addr, brand_id, model_id,
@@ -247,11 +250,11 @@ ON CONFLICT (key) DO UPDATE SET
     repeats = dead_letters.repeats + excluded.repeats,
     last_time = greatest(dead_letters.last_time, excluded.last_time)""").format(cols=_ids(_DEAD_ROW))
 _CHANGE = """
-WITH head AS (UPDATE feed_head SET id = id + 1 RETURNING id)
+WITH head AS (UPDATE feed_head SET id = id + 1 RETURNING id), change AS (
 INSERT INTO changes (id, uplinks, readings, events, reading_devices, reading_times, event_devices, event_times,
                      event_kinds, event_keys, seen_devices, seen_times)
 SELECT head.id, %s, %s, %s, coalesce(r.d, '{}'), coalesce(r.t, '{}'), coalesce(e.d, '{}'), coalesce(e.t, '{}'),
-       coalesce(e.k, '{}'), coalesce(e.ek, '{}'), %s::integer[], %s::timestamptz[]
+       coalesce(e.k, '{}'), coalesce(e.ek, '{}'), %b::integer[], %b::timestamptz[]
 FROM head,
      LATERAL (SELECT array_agg(device_ref ORDER BY device_ref, time) AS d,
                      array_agg(time ORDER BY device_ref, time) AS t FROM fresh_readings) r,
@@ -259,13 +262,23 @@ FROM head,
                      array_agg(time ORDER BY device_ref, time, kind, event_key) AS t,
                      array_agg(kind ORDER BY device_ref, time, kind, event_key) AS k,
                      array_agg(event_key ORDER BY device_ref, time, kind, event_key) AS ek FROM fresh_events) e
-RETURNING id"""
+RETURNING id)
+SELECT id, pg_notify(%s, id::text) FROM change"""
 _COUNT = """
 INSERT INTO counters (name, value)
 SELECT name, value FROM unnest(%s::text[], %s::bigint[]) AS c(name, value) ORDER BY name
 ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"""
 
 _COLUMN_IN_CONTEXT = re.compile(r"column (\w+)")
+
+
+class _JsonTextDumper(Dumper):
+    """JSON text (a str) to jsonb's binary wire format: version 1, then the text."""
+
+    format = psycopg.pq.Format.BINARY
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + str(obj).encode()
 
 
 class IngestWriter:
@@ -276,11 +289,16 @@ class IngestWriter:
         conn.execute(_STAGING)
         rows = conn.execute(
             "SELECT c.relname, a.attname, a.atttypid FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-            "WHERE c.relname = ANY(%s) AND c.relnamespace = pg_my_temp_schema() AND a.attnum > 0 "
-            "AND NOT a.attisdropped",
+            "WHERE (c.relname = ANY(%s) AND c.relnamespace = pg_my_temp_schema() OR c.oid = 'uplinks'::regclass) "
+            "AND a.attnum > 0 AND NOT a.attisdropped",
             ([*_STAGE_TABLES, "stage_dead"],),
         ).fetchall()
         conn.commit()
+        # Uplinks are copied straight into their hypertable, their JSON (already text, from orjson) in
+        # jsonb's binary form: a version byte and the text. Registered by oid only, so it serves COPY
+        # after set_types and nothing else on this connection.
+        jsonb = conn.adapters.types["jsonb"].oid
+        conn.adapters.register_dumper(None, type("JsonTextDumper", (_JsonTextDumper,), {"oid": jsonb}))
         self._oids: dict[tuple[str, str], int] = {(table, column): oid for table, column, oid in rows}
         self._copy_sql: dict[tuple[str, tuple[str, ...]], sql.Composed] = {}
         #: (application_id, device_id) -> devices.id, for the devices this connection has written
@@ -354,11 +372,11 @@ class IngestWriter:
                 ref = refs.get((r.device.application_id, r.device.device_id))
                 if ref is not None and (ref not in seen or r.device.time > seen[ref]):
                     seen[ref] = r.device.time
+            # %b: the arrays go in binary, which is several times cheaper to build than their text form.
             row = cur.execute(
-                _CHANGE, (result.stored, result.readings, result.events, list(seen), list(seen.values()))
+                _CHANGE, (result.stored, result.readings, result.events, list(seen), list(seen.values()), CHANNEL)
             ).fetchone()
             result.change_id = int(row[0]) if row else None
-            cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(result.change_id)))
         counts: dict[str, int] = {
             "uplinks": result.stored,
             "readings": result.readings,
@@ -416,9 +434,11 @@ class IngestWriter:
         if not records:
             return []
         cur = self.conn.cursor()
-        self._copy(cur, "stage_uplinks", UPLINK_COLUMNS, (r.uplink for r in records))
-        new = {key for (key,) in cur.execute(_INSERT_UPLINKS).fetchall()}
+        keys = [r.uplink.uplink_key for r in records]
+        new = {key for (key,) in cur.execute(_NEW_KEYS, (keys, [r.uplink.time for r in records])).fetchall()}
         fresh = [r for r in records if r.uplink.uplink_key in new]
+        if fresh:
+            self._copy(cur, "uplinks", UPLINK_COLUMNS, (r.uplink for r in fresh))
         real = [r for r in fresh if not r.uplink.simulated]  # simulated uplinks touch no device state
         if not real:
             return fresh
@@ -453,9 +473,22 @@ class IngestWriter:
             else:
                 row[8], row[9] = min(row[8], d.time), max(row[9], d.time)
                 row[5] = d.dev_addr or row[5]
-        self._copy(cur, "stage_devices", _DEVICE_ROW, merged.values())
-        if any(key not in self._device_refs for key in merged):
-            cur.execute(_ADOPT_DEVICES)
+        known = self._device_refs
+        old = {key: known[key] for key in merged if key in known}
+        if old:
+            rows = [merged[key] for key in old]
+            touched = cur.execute(
+                _TOUCH_DEVICES, (list(old.values()), [r[8] for r in rows], [r[9] for r in rows], [r[5] for r in rows])
+            ).rowcount
+            if touched == len(old):
+                refs.update(old)
+            else:  # a device row went away under us (deleted by hand): upsert them all, forget the cache
+                known.clear()
+                old = {}
+        if len(old) == len(merged):
+            return
+        self._copy(cur, "stage_devices", _DEVICE_ROW, (row for key, row in merged.items() if key not in old))
+        cur.execute(_ADOPT_DEVICES)
         for ref, app, device_id in cur.execute(_UPSERT_DEVICES).fetchall():
             refs[app, device_id] = ref
 

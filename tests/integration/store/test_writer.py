@@ -204,3 +204,26 @@ def test_status_accounting_balances(writer: IngestWriter, db_url: str) -> None:
     assert counts["messages"] == {"stored": 50, "duplicates": 30, "dead_lettered": 2, "skipped": 5, "total": 87}
     assert counts["skipped"] == {"downlink_ack": 2, "join": 3}
     assert counts["uplinks"] == 50 and counts["readings"] == 50
+
+
+def test_a_known_device_moves_its_watermarks_and_keeps_its_row(writer: IngestWriter, db_url: str) -> None:
+    writer.write([record("gully-1", 5)])
+    ref = scalar(db_url, "SELECT id FROM devices")
+    writer.write([record("gully-1", 9), record("gully-1", 2)])  # a newer and an older uplink
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT id, first_seen, last_seen FROM devices").fetchall()
+    assert rows == [(ref, T0 + timedelta(minutes=30), T0 + timedelta(minutes=135))]
+
+
+def test_a_device_row_deleted_by_hand_is_written_again(writer: IngestWriter, db_url: str) -> None:
+    writer.write([record("gully-1", 1)])
+    with psycopg.connect(db_url) as conn:
+        conn.execute("DELETE FROM readings")
+        conn.execute("DELETE FROM devices")
+    result = writer.write([record("gully-1", 2), record("gully-2", 1)])
+    assert (result.stored, result.readings) == (2, 2)
+    with psycopg.connect(db_url) as conn:
+        refs = conn.execute(
+            "SELECT r.device_ref = d.id FROM readings r JOIN devices d ON d.id = r.device_ref"
+        ).fetchall()
+    assert refs == [(True,), (True,)]

@@ -1,0 +1,7 @@
+-- Rows that every batch updates in place keep room on their page, so the update is HOT (heap-only:
+-- no new entry in any of the table's indexes). Without it each uplink's devices.last_seen update
+-- wrote four index entries; measured: the devices upsert went from about 21 to 9 us per device.
+-- Existing rows move to pages with room on their next update; nothing is rewritten now.
+ALTER TABLE devices SET (fillfactor = 50);
+ALTER TABLE gateways SET (fillfactor = 50);
+ALTER TABLE feed_head SET (fillfactor = 10);
