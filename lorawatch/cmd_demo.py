@@ -1,9 +1,10 @@
 """`lorawatch demo`: everything on one machine, nothing to configure.
 
 With no LORAWATCH_DATABASE_URL and no LORAWATCH_MQTT_URL it starts its own PostgreSQL + TimescaleDB
-and Mosquitto under LORAWATCH_DATA_DIR (./.lorawatch), migrates, runs the ingester, and plays a gully
-and a care simulation into the broker at a speed-up, printing what has been stored until Ctrl-C (or
-`--for SECONDS`). Given URLs, it uses those servers instead.
+and Mosquitto under LORAWATCH_DATA_DIR (./.lorawatch), migrates, imports the simulated fleets into the
+device registry, runs the ingester, and plays a gully and a care simulation into the broker at a
+speed-up, printing what has been stored until Ctrl-C (or `--for SECONDS`). Given URLs, it uses those
+servers instead.
 """
 
 from __future__ import annotations
@@ -18,15 +19,20 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
+import psycopg
 from pydantic import SecretStr
 
 from ingest.service import Ingester
 from lorawatch.cmd_ingest import ingest_config
+from lorawatch.cmd_simulate import write_devices
 from lorawatch.services import Mosquitto, Postgres
 from lorawatch.settings import Settings
-from store import migrate, status
+from simulators import scenarios
+from simulators.run import RunConfig
+from store import migrate, registry, status
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,22 @@ def _simulation(scenario: str, fleet: str, client: str, speed: float, mqtt_url: 
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
 
 
+def _register_fleets(db: str, data_dir: Path) -> None:
+    """Write the simulations' fleets as registry files and import them, exactly as a user would with
+    `lorawatch simulate --devices-out` and `lorawatch devices import`: the devices get their kind,
+    location, gully geometry and care rooms before the first uplink arrives."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for scenario, fleet, _ in SIMULATIONS:
+        path = data_dir / f"{scenario}-devices.csv"
+        write_devices(scenarios.get(scenario).build(RunConfig(fleet=int(fleet))), "tts", path)
+        with psycopg.connect(db) as conn:
+            result = registry.import_devices(conn, path.read_bytes())
+        for error in result.errors:  # not expected: the simulator writes valid files
+            print(error.format(str(path)), flush=True)
+        done = f"created {result.created}, updated {result.updated}, unchanged {result.unchanged}"
+        print(f"device registry from {path}: {done if result.applied else 'not applied'}", flush=True)
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
 
@@ -70,6 +92,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     with _servers(settings) as (db, mqtt_url):
         applied = migrate.migrate(db)
         print(f"database ready ({len(applied)} migrations applied): {db}", flush=True)
+        _register_fleets(db, settings.data_dir.resolve())
         demo = settings.model_copy(
             update={
                 "mqtt_url": SecretStr(mqtt_url),

@@ -19,6 +19,7 @@ from simulators.mqttclient import BrokerError, MqttParams
 from simulators.run import RunConfig
 from simulators.simulation import Simulation, write_labels
 from simulators.timefmt import parse_ns
+from store import registry_csv
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
@@ -76,6 +77,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=Path,
         metavar="FILE",
         help="ground-truth labels (default with --out: FILE.labels.jsonl)",
+    )
+    p.add_argument(
+        "--devices-out",
+        type=Path,
+        metavar="FILE",
+        help="also write the simulated fleet as a device registry CSV (for `lorawatch devices import`)",
     )
     p.add_argument("--qos", type=int, choices=(0, 1), default=0, help="publish QoS (default 0, as TTS delivers)")
     p.add_argument("--loss", type=float, default=0.01, help="chance a gateway misses a frame (default 0.01)")
@@ -144,6 +151,9 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     except BrokerError as exc:
         return _fail(exc)
     sim = scenario.build(config)
+    if args.devices_out is not None:
+        n = write_devices(sim, args.format, args.devices_out)
+        print(f"wrote {n} devices to {args.devices_out}", file=sys.stderr)
     decoded, simulated = not args.no_decoded, args.simulated
     source: parallel.ParallelFeed | Simulation = sim
     stream: Iterator[capture.Message]
@@ -176,6 +186,12 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
             n = write_labels(source.sorted_labels(), out)
         print(f"wrote {n} labels to {labels_path}", file=sys.stderr)
     return 0
+
+
+def write_devices(sim: Simulation, fmt: feed.Format, path: Path) -> int:
+    """The run's fleet as a device registry file, named as the devices arrive in `fmt`."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        return registry_csv.write_rows(feed.registry_rows(sim, fmt), out)
 
 
 def _progress(stream: Iterator[capture.Message], total: int, enabled: bool) -> Iterator[capture.Message]:

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         default=2, ge=1, le=16, description="processes that decode and write (the MQTT side has its own)"
     )
     metrics_port: int | None = Field(default=None, description="serve Prometheus metrics on this port")
+    rules_file: Path | None = Field(
+        default=None,
+        description="alert rules YAML (docs/alerts.md); unset = the defaults shipped in alerts/default_rules.yaml",
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any
 
 from simulators import fleet, payloads, routine
 from simulators.hydrology import DAY, HOUR
-from simulators.model import Device, Label, Record
+from simulators.model import Device, Label, Placement, Record
 from simulators.routine import MINUTE, Segment, Timeline
 from simulators.run import RunConfig
 from simulators.simulation import Simulation
@@ -98,6 +98,17 @@ def build(config: RunConfig, params: CareParams, scenario: str) -> Simulation:
             tx = Transmitter(device, drng, loss=config.loss, outages=outages, f_cnt=drng.randrange(100, 20000))
             state = Room(resident, room, device, timeline, drng.uniform(0.6, 1.0))
             sim.devices.append(device)
+            sim.placements.append(
+                Placement(
+                    device=device,
+                    kind="care",
+                    name=f"{resident} {room}",
+                    latitude=gateway.latitude,  # the care home: each has its own gateway
+                    longitude=gateway.longitude,
+                    care_room=room,
+                    care_group=resident,  # the resident's flat: every sensor watching them
+                )
+            )
             sim.streams.append(_stream(state, tx, config, falls if room == "bedroom" else []))
     sim.expected_uplinks = int(
         config.fleet * sum(config.duration / interval * 1.5 for _, interval in ROOM_DEVICES.values())

@@ -7,6 +7,7 @@ from typing import Literal
 
 from simulators.capture import Message
 from simulators.chirpstack import ChirpStackBuilder
+from simulators.model import Device
 from simulators.simulation import Simulation
 from simulators.tts import TtsBuilder
 
@@ -34,3 +35,36 @@ def messages(
     for record in sim.records():
         topic, payload = build(record)
         yield Message(topic, payload, int(record.time * 1_000_000) * 1000, qos)
+
+
+def identity(device: Device, fmt: Format) -> tuple[str, str]:
+    """(application_id, device_id) as a network server in `fmt` names the device: TTS by the ids in
+    its topics, ChirpStack by the application's UUID and the DevEUI in lowercase hex."""
+    if fmt == "chirpstack":
+        return device.app.cs_application_id, device.dev_eui.lower()
+    return device.app.application_id, device.device_id
+
+
+def registry_rows(sim: Simulation, fmt: Format) -> list[dict[str, str | float | None]]:
+    """The run's devices as device registry rows (DESIGN.md's registry columns plus `application_id`),
+    named as they will arrive in `fmt`: what `lorawatch simulate --devices-out` writes."""
+    rows: list[dict[str, str | float | None]] = []
+    for p in sim.placements:
+        application_id, device_id = identity(p.device, fmt)
+        rows.append(
+            {
+                "device_id": device_id,
+                "application_id": application_id,
+                "kind": p.kind,
+                "brand_id": p.device.brand_id,
+                "model_id": p.device.model_id,
+                "name": p.name,
+                "latitude": p.latitude,
+                "longitude": p.longitude,
+                "sensor_height_mm": p.sensor_height_mm,
+                "outlet_invert_mm": p.outlet_invert_mm,
+                "care_room": p.care_room,
+                "care_group": p.care_group,
+            }
+        )
+    return rows

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from simulators import fleet, hydrology, payloads
 from simulators.hydrology import DAY, HOUR, GullyGeometry, Pot, Storm, Window
-from simulators.model import Device, Gateway, Label, Record
+from simulators.model import Device, Gateway, Label, Placement, Record
 from simulators.payloads import LevelState
 from simulators.run import RunConfig
 from simulators.simulation import Simulation
@@ -128,6 +128,7 @@ def build(config: RunConfig, params: GullyParams, scenario: str) -> Simulation:
         )
         site = _site(drng, config, params, device, storms, labels)
         sim.devices.append(device)
+        sim.placements.append(_placement(device, position, site.pot.geometry))
         tx = Transmitter(device, drng, loss=config.loss, outages=outages, f_cnt=site.f_cnt0)
         sim.streams.append(_stream(site, tx, config, params, labels))
     outages.items = tuple(_outages(config.rng("outages"), config, params, gws, sim.devices))
@@ -135,6 +136,19 @@ def build(config: RunConfig, params: GullyParams, scenario: str) -> Simulation:
         labels.extend(_outage_labels(device, outages))
     sim.expected_uplinks = int(config.fleet * config.duration / params.interval_s)
     return sim
+
+
+def _placement(device: Device, position: tuple[float, float], geometry: GullyGeometry) -> Placement:
+    """The registry's view of a gully: its asset number and street, where it is, its pot's geometry."""
+    return Placement(
+        device=device,
+        kind="gully",
+        name=f"{device.attributes['asset']} {device.attributes['street']}",
+        latitude=round(position[0], 6),
+        longitude=round(position[1], 6),
+        sensor_height_mm=round(geometry.sensor_height_mm, 1),
+        outlet_invert_mm=round(geometry.outlet_invert_mm, 1),
+    )
 
 
 def _storms(rng: random.Random, config: RunConfig, params: GullyParams) -> list[Storm]:

@@ -78,6 +78,23 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a device is installed and what it watches: what the device registry needs to know of it
+    (`lorawatch simulate --devices-out` writes these). Gullies have their pot's geometry (heights above
+    the pot floor, mm); care sensors their room and the group (the resident's flat) they belong to."""
+
+    device: Device
+    kind: str  # gully | care
+    name: str
+    latitude: float
+    longitude: float
+    sensor_height_mm: float | None = None
+    outlet_invert_mm: float | None = None
+    care_room: str | None = None
+    care_group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
     """A LoRaWAN session: a new one (new DevAddr, new session key id, FCnt back to 0) after each join."""
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from simulators.model import Device, Label, Record
+from simulators.model import Device, Label, Placement, Record
 
 
 def _time(record: Record) -> float:
@@ -21,7 +21,8 @@ def _time(record: Record) -> float:
 
 @dataclass
 class Simulation:
-    """What `Scenario.build` returns. `streams` are per-device iterators already in time order."""
+    """What `Scenario.build` returns. `streams` are per-device iterators already in time order;
+    `placements` say where each device is and what it watches (the device registry's view of it)."""
 
     scenario: str
     start: float
@@ -30,6 +31,7 @@ class Simulation:
     streams: list[Iterator[Record]]
     labels: list[Label] = field(default_factory=list)
     expected_uplinks: int = 0  # an estimate, for progress bars
+    placements: list[Placement] = field(default_factory=list)
 
     def records(self) -> Iterator[Record]:
         """Every uplink and join of the run, in time order (ties keep device order: deterministic)."""
