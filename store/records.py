@@ -8,12 +8,15 @@ ingest hot path and a NamedTuple costs a plain tuple's construction, yet every f
 
 Read side (what queries return, through psycopg's `class_row`): `Device`, `Uplink`, `Reading`,
 `Event`, `Change`, `DeadLetterRow`. Frozen dataclasses: built once per row read, and immutable.
+
+Notifications: `OutboxEntry` (what the alert engine enqueues) and `OutboxRow` (what a delivery loop
+claims), see store/outbox.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -298,3 +301,87 @@ class DeadLetterRow:
     topic: str | None
     device_id: str | None
     raw: bytes
+
+
+# --- notification outbox ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A notification the engine enqueues (store.outbox.enqueue), in the transaction of the alert change
+    that causes it. `payload` is the JSON body delivered; `idempotency_key` is unique, so enqueuing the
+    same notification twice is a no-op, and it travels in the body so a receiver can drop a repeat."""
+
+    alert_id: int | None
+    event: str  # opened, repeat, escalated, acknowledged, resolved
+    channel: str  # webhook | email
+    route: str  # the rules file's route name (the notifier looks up its secret / SMTP server by it)
+    target: str  # URL, or comma-separated addresses; never a secret
+    payload: Mapping[str, Any]
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One `outbox` row as a delivery loop claimed it (store.outbox.claim_due). `attempts` already
+    counts the attempt being made and `next_attempt_at` is the end of its lease. `simulated` is true
+    when the payload says `"simulated": true` or its alert row is simulated: never sent anywhere real."""
+
+    id: int
+    alert_id: int | None
+    event: str
+    channel: str
+    route: str
+    target: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    simulated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alerts row (see migration 0004). `subject` is `device:<ref>` or `gateway:<key>`."""
+
+    id: int
+    rule: str
+    category: str
+    severity: str
+    subject: str
+    device_ref: int | None
+    device_id: str | None
+    application_id: str | None
+    gateway_id: str | None
+    kind: str
+    state: str
+    simulated: bool
+    late: bool
+    opened_at: datetime
+    firing_at: datetime | None
+    resolved_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_by: str | None
+    assignee: str | None
+    value: float | None
+    summary: str
+    details: dict[str, Any]
+    device_alarm_id: str | None
+    notified_at: datetime | None
+    notifications: int
+    escalation_level: int
+    created_at: datetime
+    updated_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The alert as JSON (`alerts list --json`, the API, notifications): times in ISO 8601."""
+        out: dict[str, Any] = {}
+        for name in self.__slots__:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
