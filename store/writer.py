@@ -197,6 +197,7 @@ WITH ins AS (
     INSERT INTO readings ({cols}) SELECT {cols} FROM stage_readings
     ON CONFLICT DO NOTHING RETURNING device_ref, time)
 INSERT INTO fresh_readings SELECT device_ref, time FROM ins""").format(cols=_ids(_READING_ROW))
+_FRESH_READINGS = "INSERT INTO fresh_readings SELECT * FROM unnest(%b::integer[], %b::timestamptz[])"
 _INSERT_EVENTS = sql.SQL("""
 WITH ins AS (
     INSERT INTO events ({cols}) SELECT {select} FROM stage_events
@@ -289,7 +290,8 @@ class IngestWriter:
         conn.execute(_STAGING)
         rows = conn.execute(
             "SELECT c.relname, a.attname, a.atttypid FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-            "WHERE (c.relname = ANY(%s) AND c.relnamespace = pg_my_temp_schema() OR c.oid = 'uplinks'::regclass) "
+            "WHERE (c.relname = ANY(%s) AND c.relnamespace = pg_my_temp_schema() "
+            "OR c.oid IN ('uplinks'::regclass, 'readings'::regclass)) "
             "AND a.attnum > 0 AND NOT a.attisdropped",
             ([*_STAGE_TABLES, "stage_dead"],),
         ).fetchall()
@@ -447,8 +449,7 @@ class IngestWriter:
             (refs[r.device.application_id, r.device.device_id], rd.time, *rd.values) for r in real for rd in r.readings
         ]
         if readings:
-            self._copy(cur, "stage_readings", _READING_ROW, readings)
-            inserted = cur.execute(_INSERT_READINGS).rowcount
+            inserted = self._readings(cur, readings)
             result.readings += inserted
             result.reading_duplicates += len(readings) - inserted
         events = [
@@ -459,6 +460,23 @@ class IngestWriter:
             result.events += cur.execute(_INSERT_EVENTS).rowcount
         self._gateways(cur, real)
         return fresh
+
+    def _readings(self, cur: psycopg.Cursor[Any], readings: list[tuple[Any, ...]]) -> int:
+        """Insert readings; returns how many were new. Usually none is stored yet, so they are copied
+        straight into the hypertable; if one is (two uplinks of one instant, re-sent history), that copy
+        fails on the primary key, is rolled back to its savepoint, and the staged upsert skips the
+        duplicates. Both ways, `fresh_readings` lists what was inserted, for the change feed."""
+        if len({(r[0], r[1]) for r in readings}) == len(readings):
+            try:
+                with self.conn.transaction():
+                    self._copy(cur, "readings", _READING_ROW, readings)
+            except psycopg.errors.UniqueViolation:
+                pass
+            else:
+                cur.execute(_FRESH_READINGS, ([r[0] for r in readings], [r[1] for r in readings]))
+                return len(readings)
+        self._copy(cur, "stage_readings", _READING_ROW, readings)
+        return int(cur.execute(_INSERT_READINGS).rowcount)
 
     def _devices(self, cur: psycopg.Cursor[Any], records: list[UplinkRecord], refs: dict[tuple[str, str], int]) -> None:
         merged: dict[tuple[str, str], list[Any]] = {}

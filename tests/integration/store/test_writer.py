@@ -164,6 +164,16 @@ def test_two_uplinks_with_one_timestamp_count_the_reading_duplicate(writer: Inge
     assert status.counts(db_url)["reading_duplicates"] == 1
 
 
+def test_a_reading_stored_by_an_earlier_batch_is_a_duplicate_and_the_rest_is_kept(
+    writer: IngestWriter, db_url: str
+) -> None:
+    writer.write([record("gully-1", 1, time=T0)])
+    result = writer.write([record("gully-1", 2, time=T0), record("gully-1", 3, time=T0 + timedelta(minutes=1))])
+    assert (result.stored, result.readings, result.reading_duplicates) == (2, 1, 1)
+    assert scalar(db_url, "SELECT count(*) FROM readings") == 2
+    assert scalar(db_url, "SELECT cardinality(reading_devices) FROM changes ORDER BY id DESC LIMIT 1") == 1
+
+
 def test_dead_letters_are_idempotent(writer: IngestWriter, db_url: str) -> None:
     bad = [dead(f"bad {n}".encode()) for n in range(200)]
     writer.write([], bad)
