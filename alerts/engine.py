@@ -33,9 +33,10 @@ from alerts.evaluators.condition import ConditionState
 from alerts.evaluators.condition import tick as condition_tick
 from alerts.rules import BatteryRule, DeviceAlarmRule, OfflineRule, Rule, RuleSet, ThresholdRule
 from store import alerts as db
+from store import outbox
 from store.feed import ChangeFeed
 from store.geometry import gully_fill_pct, water_level_mm
-from store.records import Alert, Device, Event, Reading
+from store.records import Alert, Device, Event, OutboxEntry, Reading
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +46,6 @@ CLOCK = "clock"
 Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """One outbox row to write: the engine decides, store/outbox.py delivers."""
-
-    alert_id: int
-    event: str  # opened, repeat, escalated, resolved
-    channel: str  # webhook | email
-    route: str
-    target: str
-    payload: dict[str, Any]
-    idempotency_key: str
-
-
-Enqueue = Callable[[psycopg.Connection, list[Notification]], None]
-
-
 @dataclass
 class _Pass:
     """What one pass has done, for the notifications decided at its end."""
@@ -68,6 +53,10 @@ class _Pass:
     opened: dict[int, tuple[Rule, Device | None]] = field(default_factory=dict)
     resolved: dict[int, tuple[Rule, Device | None]] = field(default_factory=dict)
     raised: dict[int, tuple[Rule, Device | None]] = field(default_factory=dict)
+
+
+class LifecycleError(Exception):
+    """A transition the alert's state does not allow (acknowledging a resolved alert, ...)."""
 
 
 def subject_of(device: Device) -> str:
@@ -97,13 +86,11 @@ class Engine:
         rules: RuleSet,
         clock: Clock,
         *,
-        enqueue: Enqueue | None = None,
         env: Mapping[str, str] | None = None,
         consumer: str = CONSUMER,
     ) -> None:
         self.rules = rules
         self.clock = clock
-        self.enqueue = enqueue
         self.env = dict(env or {})
         self.consumer = consumer
 
@@ -338,6 +325,46 @@ class Engine:
             return alert
         raise AssertionError(f"unknown decision {decision!r}")
 
+    # --- people -------------------------------------------------------------------------------------
+
+    def acknowledge(self, conn: psycopg.Connection, alert_id: int, by: str, note: str | None = None) -> Alert:
+        """Someone has it: repeats and escalation stop. Raises LifecycleError if it is not open."""
+        with conn.transaction():
+            alert = db.get_alert(conn, alert_id, lock=True)
+            if alert is None:
+                raise LifecycleError(f"there is no alert {alert_id}")
+            if alert.state not in ("pending", "firing"):
+                raise LifecycleError(
+                    f"alert {alert_id} is {alert.state}: only a pending or firing alert can be acknowledged"
+                )
+            now = self.clock()
+            updated = db.update_alert(conn, alert_id, {"state": "acknowledged", "acknowledged_at": now,
+                                                       "acknowledged_by": by})  # fmt: skip
+            db.log(conn, alert_id, by, "acknowledged", from_state=alert.state, to_state="acknowledged", note=note)
+            return updated
+
+    def resolve(self, conn: psycopg.Connection, alert_id: int, by: str, note: str | None = None) -> Alert:
+        """A person closes it (and the rule starts afresh if the condition still holds)."""
+        with conn.transaction():
+            alert = db.get_alert(conn, alert_id, lock=True)
+            if alert is None:
+                raise LifecycleError(f"there is no alert {alert_id}")
+            if alert.state == "resolved":
+                raise LifecycleError(f"alert {alert_id} is already resolved")
+            now = self.clock()
+            updated = db.update_alert(conn, alert_id, {"state": "resolved", "resolved_at": now, "resolved_by": by})
+            db.log(conn, alert_id, by, "resolved", from_state=alert.state, to_state="resolved", note=note)
+            rule = self.rules.by_name.get(alert.rule)
+            if rule is not None and alert.notifications > 0 and not alert.simulated:
+                device = (
+                    db.devices_by_ref(conn, [alert.device_ref]).get(alert.device_ref or -1)
+                    if alert.device_ref
+                    else None
+                )
+                routes = tuple(r for r in rule.route if self.rules.route(r).send_resolved)
+                self._notify(conn, updated, rule, device, "resolved", routes)
+            return updated
+
     # --- notifications --------------------------------------------------------------------------
 
     def _notify_pass(self, conn: psycopg.Connection, done: _Pass) -> None:
@@ -375,7 +402,7 @@ class Engine:
     ) -> None:
         number = alert.notifications + 1
         payload = notification_payload(alert, device, event, number)
-        rows: list[Notification] = []
+        rows: list[OutboxEntry] = []
         for route in routes:
             delivery = self.rules.delivery(route, self.env)
             key = f"alert-{alert.id}-{number}-{route}"
@@ -384,14 +411,11 @@ class Engine:
                 if target:
                     ikey = f"{key}-{channel}"
                     rows.append(
-                        Notification(
-                            alert.id, event, channel, route, target, {**payload, "idempotency_key": ikey}, ikey
-                        )
+                        OutboxEntry(alert.id, event, channel, route, target, {**payload, "idempotency_key": ikey}, ikey)
                     )
             if delivery.empty:
                 log.warning("alert_route_delivers_nowhere", extra={"route": route, "missing": list(delivery.missing)})
-        if rows and self.enqueue is not None:
-            self.enqueue(conn, rows)
+        outbox.enqueue(conn, rows, now=self.clock())
         db.update_alert(conn, alert.id, {"notifications": number, "notified_at": self.clock()})
         db.log(conn, alert.id, ACTOR, f"notified {event}", note=", ".join(f"{r.channel}:{r.route}" for r in rows))
 

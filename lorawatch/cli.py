@@ -106,9 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_modules() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Subcommands that live in their own modules (each exposes `register(subparsers)`). Imported here,
     not at the top, because those modules import this one for `UsageError` and `database_url`."""
-    from lorawatch import cmd_demo, cmd_devices, cmd_ingest, cmd_rules, cmd_simulate
+    from lorawatch import cmd_alerts, cmd_demo, cmd_devices, cmd_ingest, cmd_rules, cmd_simulate
 
-    return [cmd_ingest.register, cmd_simulate.register, cmd_demo.register, cmd_devices.register, cmd_rules.register]
+    return [
+        cmd_ingest.register,
+        cmd_simulate.register,
+        cmd_demo.register,
+        cmd_devices.register,
+        cmd_rules.register,
+        cmd_alerts.register,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alerts.notifiers.email import parse_smtp_url
 
 
 class Settings(BaseSettings):
     """Every setting lorawatch reads. The README's configuration table documents each one."""
 
-    model_config = SettingsConfigDict(env_prefix="LORAWATCH_", env_file=None, extra="ignore")
+    # hide_input_in_errors: a refused value may be a URL with a password in it; errors never echo it.
+    model_config = SettingsConfigDict(env_prefix="LORAWATCH_", env_file=None, extra="ignore", hide_input_in_errors=True)
 
     database_url: SecretStr | None = Field(
         default=None, description="PostgreSQL URL of a TimescaleDB database; unset = embedded cluster (demo)"
@@ -71,6 +74,63 @@ class Settings(BaseSettings):
         default=None,
         description="alert rules YAML (docs/alerts.md); unset = the defaults shipped in alerts/default_rules.yaml",
     )
+    # Notifications (docs/alerts.md, "Notifications"): the default channels, used by routes written `{}`.
+    webhook_url: str | None = Field(
+        default=None, description="default webhook: alert notifications are POSTed to it as JSON"
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        repr=False,  # not even the field's name in a logged repr
+        description="HMAC-SHA256 key: the default webhook's body is signed in X-Lorawatch-Signature",
+    )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="SMTP server for email: smtp://host[:port], smtp+starttls:// or smtps://[user:password@]host[:port]",
+    )
+    smtp_ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the SMTP server (system CAs if unset)"
+    )
+    email_to: str | None = Field(default=None, description="comma-separated addresses of the default email channel")
+    email_from: str = Field(
+        default="lorawatch@localhost", description="From address of notification email (one your SMTP server accepts)"
+    )
+    delivery_first_retry_s: float = Field(
+        default=5, gt=0, description="wait after a notification's first failed attempt; doubles with each one"
+    )
+    delivery_max_retry_s: float = Field(default=600, gt=0, description="longest wait between two attempts")
+    delivery_max_attempts: int = Field(default=200, ge=1, description="a notification is dead after this many attempts")
+    delivery_max_age_h: float = Field(
+        default=24,
+        gt=0,
+        description="a notification is also dead when an attempt fails this long after it was enqueued",
+    )
+    delivery_timeout_s: float = Field(default=10, gt=0, description="webhook and SMTP timeout, per network operation")
+    delivery_lease_s: float = Field(
+        default=120,
+        gt=0,
+        description="a notification being sent is kept from other delivery loops this long (resent after it if the "
+        "sender died); at least 3x LORAWATCH_DELIVERY_TIMEOUT_S",
+    )
+    delivery_concurrency: int = Field(default=4, ge=1, le=64, description="notifications sent at once")
+    delivery_poll_s: float = Field(
+        default=1, gt=0, description="how often delivery looks for retries that came due (new ones wake it at once)"
+    )
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip():
+            parse_smtp_url(value.get_secret_value())  # its errors never echo the URL (it may hold a password)
+            return value
+        return None
+
+    @model_validator(mode="after")
+    def _delivery(self) -> Settings:
+        if self.delivery_max_retry_s < self.delivery_first_retry_s:
+            raise ValueError("LORAWATCH_DELIVERY_MAX_RETRY_S must be at least LORAWATCH_DELIVERY_FIRST_RETRY_S")
+        if self.delivery_lease_s < 3 * self.delivery_timeout_s:
+            raise ValueError("LORAWATCH_DELIVERY_LEASE_S must be at least 3x LORAWATCH_DELIVERY_TIMEOUT_S")
+        return self
 
     @field_validator("log_level")
     @classmethod

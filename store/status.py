@@ -30,9 +30,13 @@ def counts(conninfo: str) -> dict[str, Any]:
         devices, gateways, shared, dead_rows, newest_change = row if row else (0, 0, 0, 0, 0)
         has_alerts = conn.execute("SELECT to_regclass('alerts') IS NOT NULL").fetchone()
         open_alerts = 0
+        by_category: dict[str, int] = {}
         if has_alerts and has_alerts[0]:
-            alerts = conn.execute("SELECT count(*) FROM alerts WHERE state <> 'resolved'").fetchone()
-            open_alerts = int(alerts[0]) if alerts else 0
+            rows = conn.execute(
+                "SELECT category, count(*) FROM alerts WHERE state <> 'resolved' GROUP BY category ORDER BY category"
+            ).fetchall()
+            by_category = {str(category): int(n) for category, n in rows}
+            open_alerts = sum(by_category.values())
     dead = {name.removeprefix("dead:"): n for name, n in sorted(counters.items()) if name.startswith("dead:") and n}
     skipped = {
         name.removeprefix("skipped:"): n for name, n in sorted(counters.items()) if name.startswith("skipped:") and n
@@ -61,4 +65,5 @@ def counts(conninfo: str) -> dict[str, Any]:
         },
         "newest_change": int(newest_change),
         "open_alerts": open_alerts,
+        "open_alerts_by_category": by_category,
     }

@@ -10,10 +10,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from alerts.engine import Engine, Notification
+from alerts.engine import Engine
 from alerts.rules import parse_rules
 from store import alerts as db
-from store.records import DeviceSeen, EventRow, GatewaySeen, ReadingRow, UplinkRecord, UplinkRow
+from store import outbox
+from store.records import DeviceSeen, EventRow, GatewaySeen, OutboxRow, ReadingRow, UplinkRecord, UplinkRow
 from store.writer import IngestWriter
 from tests.integration.store.records_factory import values
 
@@ -42,15 +43,14 @@ class Clock:
 
 
 class Outbox:
-    """Collects what the engine enqueues (the outbox writer has its own tests)."""
+    """What the engine put in the real outbox table."""
 
-    def __init__(self) -> None:
-        self.rows: list[Notification] = []
-        self.lock = threading.Lock()
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
 
-    def __call__(self, _conn: psycopg.Connection, rows: list[Notification]) -> None:
-        with self.lock:
-            self.rows.extend(rows)
+    @property
+    def rows(self) -> list[OutboxRow]:
+        return outbox.rows(self.conn)
 
     def events(self) -> list[tuple[str, str]]:
         return [(r.payload["alert"]["rule"], r.event) for r in self.rows]
@@ -104,8 +104,8 @@ def gully(minutes_pct: list[tuple[int, float]], start: int = 1) -> list[UplinkRe
 
 
 def test_a_flood_opens_fires_after_for_notifies_once_and_resolves(conn: psycopg.Connection) -> None:
-    clock, outbox = Clock(T0 + timedelta(minutes=1)), Outbox()
-    engine = Engine(RULES, clock, enqueue=outbox)
+    clock, outbox = Clock(T0 + timedelta(minutes=1)), Outbox(conn)
+    engine = Engine(RULES, clock)
     write(conn, gully([(0, 40), (1, 70)]))
     assert engine.process(conn) == 1
     (alert,) = db.list_alerts(conn)
@@ -135,19 +135,19 @@ def test_a_flood_opens_fires_after_for_notifies_once_and_resolves(conn: psycopg.
 
 
 def test_one_spike_never_notifies(conn: psycopg.Connection) -> None:
-    outbox = Outbox()
-    engine = Engine(RULES, Clock(T0), enqueue=outbox)
+    outbox = Outbox(conn)
+    engine = Engine(RULES, Clock(T0))
     write(conn, gully([(0, 95), (1, 30)]))
     engine.process(conn)
     assert outbox.rows == [] and db.list_alerts(conn) == []
 
 
 def test_a_restarted_engine_neither_misses_nor_repeats(conn: psycopg.Connection) -> None:
-    outbox = Outbox()
+    outbox = Outbox(conn)
     write(conn, gully([(0, 90)]))
-    Engine(RULES, Clock(T0), enqueue=outbox).process(conn)
+    Engine(RULES, Clock(T0)).process(conn)
     write(conn, gully([(6, 90)], start=2))
-    again = Engine(RULES, Clock(T0 + timedelta(minutes=6)), enqueue=outbox)  # a new process: state from the db
+    again = Engine(RULES, Clock(T0 + timedelta(minutes=6)))  # a new process: state from the db
     assert again.process(conn) == 1
     assert again.process(conn) == 0
     assert outbox.events() == [("fill", "opened")]
@@ -155,9 +155,9 @@ def test_a_restarted_engine_neither_misses_nor_repeats(conn: psycopg.Connection)
 
 
 def test_the_clock_fires_when_no_more_data_comes(conn: psycopg.Connection) -> None:
-    outbox = Outbox()
+    outbox = Outbox(conn)
     clock = Clock(T0)
-    engine = Engine(RULES, clock, enqueue=outbox)
+    engine = Engine(RULES, clock)
     write(conn, gully([(0, 90)]))
     engine.process(conn)
     engine.tick(conn, T0 + timedelta(minutes=4))
@@ -179,9 +179,9 @@ def fall(
 def test_a_fall_fires_at_once_with_the_room_never_the_name_and_its_history_is_not_a_second(
     conn: psycopg.Connection,
 ) -> None:
-    outbox = Outbox()
+    outbox = Outbox(conn)
     clock = Clock(T0)
-    engine = Engine(RULES, clock, enqueue=outbox)
+    engine = Engine(RULES, clock)
     write(conn, [fall(T0, 1)])
     engine.process(conn)
     (alert,) = db.list_alerts(conn)
@@ -198,9 +198,9 @@ def test_a_fall_fires_at_once_with_the_room_never_the_name_and_its_history_is_no
 
 
 def test_falls_repeat_every_two_minutes_until_acknowledged(conn: psycopg.Connection) -> None:
-    outbox = Outbox()
+    outbox = Outbox(conn)
     clock = Clock(T0)
-    engine = Engine(RULES, clock, enqueue=outbox)
+    engine = Engine(RULES, clock)
     write(conn, [fall(T0, 1)])
     engine.process(conn)
     clock.now = T0 + timedelta(minutes=1)
@@ -219,14 +219,14 @@ def test_falls_repeat_every_two_minutes_until_acknowledged(conn: psycopg.Connect
 
 
 def test_two_engines_at_once_keep_one_alert(db_url: str, conn: psycopg.Connection) -> None:
-    outbox = Outbox()
+    outbox = Outbox(conn)
     write(conn, [fall(T0, n, alarm_id=n) for n in range(1, 6)])
     errors: list[BaseException] = []
 
     def work() -> None:
         try:
             with psycopg.connect(db_url) as c:
-                Engine(RULES, Clock(T0), enqueue=outbox).process(c)
+                Engine(RULES, Clock(T0)).process(c)
         except BaseException as exc:
             errors.append(exc)
 
@@ -241,8 +241,8 @@ def test_two_engines_at_once_keep_one_alert(db_url: str, conn: psycopg.Connectio
 
 
 def test_offline_on_the_clock_and_back(conn: psycopg.Connection) -> None:
-    outbox = Outbox()
-    engine = Engine(RULES, Clock(T0), enqueue=outbox)
+    outbox = Outbox(conn)
+    engine = Engine(RULES, Clock(T0))
     write(conn, gully([(0, 10)]))
     engine.process(conn)
     engine.tick(conn, T0 + timedelta(minutes=44))
@@ -257,8 +257,8 @@ def test_offline_on_the_clock_and_back(conn: psycopg.Connection) -> None:
 
 
 def test_history_whose_flood_already_ended_is_recorded_late_and_tells_nobody(conn: psycopg.Connection) -> None:
-    outbox = Outbox()
-    engine = Engine(RULES, Clock(T0 + timedelta(hours=5)), enqueue=outbox)
+    outbox = Outbox(conn)
+    engine = Engine(RULES, Clock(T0 + timedelta(hours=5)))
     write(conn, gully([(0, 20), (10, 90), (20, 90), (30, 20), (60, 20)]))  # a backfilled hour
     engine.process(conn)
     (alert,) = db.list_alerts(conn, open_only=False)

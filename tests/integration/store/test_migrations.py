@@ -81,6 +81,7 @@ def test_status_counts_on_empty_db(db_url: str) -> None:
         "messages": {"stored": 0, "duplicates": 0, "dead_lettered": 0, "skipped": 0, "total": 0},
         "newest_change": 0,
         "open_alerts": 0,
+        "open_alerts_by_category": {},
     }
 
 

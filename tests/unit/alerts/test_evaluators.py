@@ -69,7 +69,7 @@ def test_no_for_fires_at_once() -> None:
 
 
 def test_the_clock_fires_a_pending_alert_when_no_more_data_comes() -> None:
-    state, out = run(rule("fill"), [(0, 70)])
+    state, _ = run(rule("fill"), [(0, 70)])
     r = rule("fill")
     state, early = tick(state, T0 + timedelta(minutes=4), for_=r.for_, keep_firing_for=r.keep_firing_for)
     assert early == []
@@ -121,7 +121,8 @@ def test_a_fall_opens_at_once_and_its_history_never_opens_a_second() -> None:
     state, again = device_alarm.evaluate(r, state, T0 - timedelta(seconds=20), "alarm", alarm("alarm_triggered"))
     assert [type(d) for d in again] == [Note]
     state, cleared = device_alarm.evaluate(r, state, T0 + timedelta(minutes=1), "alarm", alarm("alarm_deactivated"))
-    assert [type(d) for d in cleared] == [Note] and "cleared" in cleared[0].text
+    (note,) = cleared
+    assert isinstance(note, Note) and "cleared" in note.text
     assert state.open  # a person still has to acknowledge a fall
 
 
