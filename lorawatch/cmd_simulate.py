@@ -220,11 +220,14 @@ def replay_(args: argparse.Namespace, settings: Settings) -> int:
     try:
         params = _mqtt(settings, args.client_id)
         total = _count_lines(args.file)
+        speed = None if args.fast else args.speed
+        times = [m.time_ns for m in capture.read(args.file)]
+        offset = replay.offset_for(min(times), max(times), speed) if times else 0
         stats = publisher.publish(
             params,
-            _progress(replay.shifted(capture.read(args.file)), total, not args.no_progress),
+            _progress(replay.shifted(capture.read(args.file), offset), total, not args.no_progress),
             qos=args.qos,
-            speed=None if args.fast else args.speed,
+            speed=speed,
         )
     except (BrokerError, ValueError) as exc:
         return _fail(exc)

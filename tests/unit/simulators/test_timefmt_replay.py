@@ -99,6 +99,23 @@ def test_replay_moves_the_first_message_to_now():
     assert out[1].time_ns - out[0].time_ns == 90 * NS
 
 
+def test_a_fast_replay_ends_now_so_nothing_is_dated_in_the_future():
+    now = BASE + 10 * 86_400 * NS
+    last = BASE + 7 * 86_400 * NS
+    offset = replay.offset_for(BASE, last, None, now)
+    assert abs(last + offset - now) < NS
+
+
+def test_a_paced_replay_dates_each_message_no_later_than_its_publication():
+    now, span = BASE + 30 * 86_400 * NS, 86_400 * NS
+    offset = replay.offset_for(BASE, BASE + span, 60.0, now)
+    for t in (BASE, BASE + span // 2, BASE + span):
+        published_at = now + (t - BASE) / 60.0
+        assert t + offset <= published_at + NS
+    assert abs((BASE + span + offset) - (now + span / 60.0)) < NS  # the last one lands when it is sent
+    assert abs(replay.offset_for(BASE, BASE + span, 1.0, now) - (now - BASE)) < NS  # real time: first at now
+
+
 def test_capture_lines_round_trip(tmp_path):
     messages = [
         capture.Message("v3/a@b/devices/c/up", TTS, BASE + 123_456_789, 1, False),
