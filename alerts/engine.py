@@ -122,8 +122,15 @@ class Engine:
                 work[e.device_ref].append((e.time, 0, e))  # an alarm before a reading of the same instant
             for ref, time in seen.items():
                 work[ref].append((time, 2, time))
-            devices = db.devices_by_ref(conn, work)
+            simulated: dict[int, list[tuple[datetime, int, Reading | Event | datetime]]] = defaultdict(list)
+            for r in feed.simulated_readings(changes):
+                simulated[r.device_ref].append((r.time, 1, r))
+            for e in feed.simulated_events(changes):
+                simulated[e.device_ref].append((e.time, 0, e))
+            devices = db.devices_by_ref(conn, [*work, *simulated])
             self._evaluate(conn, devices, work)
+            if simulated:
+                self._evaluate(conn, devices, simulated, simulated=True)
             feed.advance(changes[-1].id)
         return len(changes)
 
@@ -132,20 +139,29 @@ class Engine:
         conn: psycopg.Connection,
         devices: Mapping[int, Device],
         work: Mapping[int, list[tuple[datetime, int, Reading | Event | datetime]]],
+        *,
+        simulated: bool = False,
     ) -> None:
+        """`simulated`: the observations come from simulated uplinks; they are judged with a state and
+        alerts of their own (subject `device:<id>:simulated`), so they never move the real ones, and
+        what they raise is marked simulated and notifies nobody."""
         pairs: list[tuple[Device, tuple[Rule, ...]]] = []
         for ref in sorted(work):
             device = devices.get(ref)
             if device is not None:
-                pairs.append((device, self.rules.rules_for(device)))
-        keys = [(rule.name, subject_of(d)) for d, rules in pairs for rule in rules]
+                rules = self.rules.rules_for(device)
+                if simulated:
+                    rules = tuple(r for r in rules if r.simulated != "ignore")
+                pairs.append((device, rules))
+        suffix = ":simulated" if simulated else ""
+        keys = [(rule.name, subject_of(d) + suffix) for d, rules in pairs for rule in rules]
         states = db.load_states(conn, keys)
-        open_ = db.open_alerts(conn, sorted({subject_of(d) for d, _ in pairs}))
+        open_ = db.open_alerts(conn, sorted({subject_of(d) + suffix for d, _ in pairs}))
         done = _Pass()
         new_states: dict[tuple[str, str], dict[str, Any]] = {}
         for device, rules in pairs:
             items = sorted(work[device.id], key=lambda item: (item[0], item[1]))
-            subject = subject_of(device)
+            subject = subject_of(device) + suffix
             for rule in rules:
                 key = (rule.name, subject)
                 alert = open_.get(key)
@@ -270,7 +286,7 @@ class Engine:
                     "application_id": device.application_id,
                     "kind": device.kind,
                     "state": "resolved" if late else ("firing" if firing else "pending"),
-                    "simulated": False,
+                    "simulated": subject.endswith(":simulated"),
                     "late": late,
                     "opened_at": decision.at,
                     "firing_at": decision.at if firing else None,
@@ -290,7 +306,7 @@ class Engine:
                    note=decision.summary, data_time=decision.at)  # fmt: skip
             if late:
                 return alert
-            if firing:
+            if firing and not created.simulated:
                 done.opened[created.id] = (rule, device)
             return created
         if alert is None:
@@ -301,7 +317,8 @@ class Engine:
                                  "value": decision.value}
             )  # fmt: skip
             db.log(conn, alert.id, ACTOR, "firing", from_state=alert.state, to_state="firing", data_time=decision.at)
-            done.opened[alert.id] = (rule, device)
+            if not alert.simulated:
+                done.opened[alert.id] = (rule, device)
             return updated
         if isinstance(decision, Reseverity):
             updated = db.update_alert(conn, alert.id, {"severity": decision.severity, "value": decision.value})

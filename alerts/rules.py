@@ -474,7 +474,7 @@ class Route(_Model):
 
 
 class Escalation(_Model):
-    """If nobody has acknowledged the alert `after` this long since it opened, notify `route` too."""
+    """If nobody has acknowledged the alert `after` this long since it fired, notify `route` too."""
 
     after: PositiveDuration
     route: RouteRefs
@@ -498,8 +498,9 @@ class _Rule(_Model):
     repeat_every: PositiveDuration | None = None  # re-notify while unacknowledged; None = never
     escalate: tuple[Escalation, ...] = ()
     #: Alerts from simulated uplinks (the TTS console's "simulate uplink"): `record` opens them marked
-    #: simulated but notifies no one; `notify` notifies as well; `ignore` does not evaluate them.
-    simulated: Literal["record", "notify", "ignore"] = "record"
+    #: simulated but notifies no one (a simulated alert never reaches a real channel); `ignore` does not
+    #: evaluate them.
+    simulated: Literal["record", "ignore"] = "record"
 
     @model_validator(mode="after")
     def _routing(self) -> _Rule:

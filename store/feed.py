@@ -25,7 +25,7 @@ from store.writer import CHANNEL
 
 _CHANGES = """
 SELECT id, committed_at, uplinks, readings, events, reading_devices, reading_times, event_devices, event_times,
-       event_kinds, event_keys, seen_devices, seen_times
+       event_kinds, event_keys, seen_devices, seen_times, simulated_uplinks
 FROM changes WHERE id > %s ORDER BY id LIMIT %s"""
 _READINGS = sql.SQL("""
 SELECT r.device_ref, d.device_id, d.application_id, r.time, {cols}
@@ -42,6 +42,17 @@ JOIN devices d ON d.id = e.device_ref
 WHERE c.id = ANY(%s)
 ORDER BY e.device_ref, e.time, e.kind, e.event_key"""
 
+_SIM_READINGS = sql.SQL("""
+SELECT r.device_ref, d.device_id, d.application_id, r.time, {cols}
+FROM simulated_readings r JOIN devices d ON d.id = r.device_ref
+WHERE r.uplink_key = ANY(%s) ORDER BY r.device_ref, r.time""").format(
+    cols=sql.SQL(", ").join(sql.Identifier("r", c) for c in READING_COLUMNS)
+)
+_SIM_EVENTS = """
+SELECT e.device_ref, d.device_id, d.application_id, e.time, e.kind, e.event_key, e.attrs, e.uplink_key
+FROM simulated_events e JOIN devices d ON d.id = e.device_ref
+WHERE e.uplink_key = ANY(%s) ORDER BY e.device_ref, e.time, e.kind, e.event_key"""
+
 
 def _change(row: Sequence[Any]) -> Change:
     return Change(
@@ -53,6 +64,7 @@ def _change(row: Sequence[Any]) -> Change:
         reading_keys=list(zip(row[5], row[6], strict=True)),
         event_keys=list(zip(row[7], row[8], row[9], row[10], strict=True)),
         seen=list(zip(row[11], row[12], strict=True)),
+        simulated_uplinks=list(row[13]),
     )
 
 
@@ -82,6 +94,22 @@ class ChangeFeed:
         """Exactly the events those changes inserted, by device then time."""
         with self.conn.cursor(row_factory=class_row(Event)) as cur:
             return cur.execute(_EVENTS, ([c.id for c in changes],)).fetchall()
+
+    def simulated_readings(self, changes: Sequence[Change]) -> list[Reading]:
+        """The readings of those changes' simulated uplinks (simulated_readings), by device then time."""
+        keys = [k for c in changes for k in c.simulated_uplinks]
+        if not keys:
+            return []
+        with self.conn.cursor(row_factory=class_row(Reading)) as cur:
+            return cur.execute(_SIM_READINGS, (keys,)).fetchall()
+
+    def simulated_events(self, changes: Sequence[Change]) -> list[Event]:
+        """The events of those changes' simulated uplinks (simulated_events), by device then time."""
+        keys = [k for c in changes for k in c.simulated_uplinks]
+        if not keys:
+            return []
+        with self.conn.cursor(row_factory=class_row(Event)) as cur:
+            return cur.execute(_SIM_EVENTS, (keys,)).fetchall()
 
     def advance(self, position: int) -> None:
         """Move the cursor (in the caller's transaction, with the work the changes caused)."""

@@ -163,6 +163,9 @@ class WriteResult:
     events: int = 0
     reading_duplicates: int = 0  # readings rows already stored for that device and instant
     change_id: int | None = None
+    #: fresh simulated uplinks whose device is registered: their readings and events are in the
+    #: simulated_* tables, for the alert rules only
+    simulated_keys: list[str] = field(default_factory=list)
     store_rejects: list[DeadLetter] = field(default_factory=list)
     value_rejects: list[DeadLetter] = field(default_factory=list)
 
@@ -286,6 +289,8 @@ class Change:
     reading_keys: list[tuple[int, datetime]]
     event_keys: list[tuple[int, datetime, str, str]]  # device_ref, time, kind, event_key
     seen: list[tuple[int, datetime]]
+    #: uplink keys of the batch's simulated uplinks (their readings/events: simulated_readings/_events)
+    simulated_uplinks: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

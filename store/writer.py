@@ -197,6 +197,15 @@ WITH ins AS (
     INSERT INTO readings ({cols}) SELECT {cols} FROM stage_readings
     ON CONFLICT DO NOTHING RETURNING device_ref, time)
 INSERT INTO fresh_readings SELECT device_ref, time FROM ins""").format(cols=_ids(_READING_ROW))
+_KNOWN_DEVICES = """
+SELECT d.id, d.application_id, d.device_id FROM devices d
+JOIN unnest(%s::text[], %s::text[]) AS n(application_id, device_id) USING (application_id, device_id)"""
+_SIM_READINGS = sql.SQL("INSERT INTO simulated_readings ({cols}) VALUES ({values}) ON CONFLICT DO NOTHING").format(
+    cols=_ids((*_READING_ROW, "uplink_key")), values=sql.SQL(", ").join(sql.Placeholder() * (len(_READING_ROW) + 1))
+)
+_SIM_EVENTS = """
+INSERT INTO simulated_events (device_ref, time, kind, event_key, attrs, uplink_key)
+VALUES (%s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING"""
 _FRESH_READINGS = "INSERT INTO fresh_readings SELECT * FROM unnest(%b::integer[], %b::timestamptz[])"
 _INSERT_EVENTS = sql.SQL("""
 WITH ins AS (
@@ -253,9 +262,9 @@ ON CONFLICT (key) DO UPDATE SET
 _CHANGE = """
 WITH head AS (UPDATE feed_head SET id = id + 1 RETURNING id), change AS (
 INSERT INTO changes (id, uplinks, readings, events, reading_devices, reading_times, event_devices, event_times,
-                     event_kinds, event_keys, seen_devices, seen_times)
+                     event_kinds, event_keys, seen_devices, seen_times, simulated_uplinks)
 SELECT head.id, %s, %s, %s, coalesce(r.d, '{}'), coalesce(r.t, '{}'), coalesce(e.d, '{}'), coalesce(e.t, '{}'),
-       coalesce(e.k, '{}'), coalesce(e.ek, '{}'), %b::integer[], %b::timestamptz[]
+       coalesce(e.k, '{}'), coalesce(e.ek, '{}'), %b::integer[], %b::timestamptz[], %b::text[]
 FROM head,
      LATERAL (SELECT array_agg(device_ref ORDER BY device_ref, time) AS d,
                      array_agg(time ORDER BY device_ref, time) AS t FROM fresh_readings) r,
@@ -376,7 +385,16 @@ class IngestWriter:
                     seen[ref] = r.device.time
             # %b: the arrays go in binary, which is several times cheaper to build than their text form.
             row = cur.execute(
-                _CHANGE, (result.stored, result.readings, result.events, list(seen), list(seen.values()), CHANNEL)
+                _CHANGE,
+                (
+                    result.stored,
+                    result.readings,
+                    result.events,
+                    list(seen),
+                    list(seen.values()),
+                    result.simulated_keys,
+                    CHANNEL,
+                ),
             ).fetchone()
             result.change_id = int(row[0]) if row else None
         counts: dict[str, int] = {
@@ -406,6 +424,7 @@ class IngestWriter:
             if not chunk:
                 continue
             staged = (result.readings, result.events, result.reading_duplicates)
+            simulated = len(result.simulated_keys)
             try:
                 with self.conn.transaction():
                     self._clear_staging()
@@ -417,6 +436,7 @@ class IngestWriter:
                 if not _is_refusal(exc):
                     raise
                 result.readings, result.events, result.reading_duplicates = staged
+                del result.simulated_keys[simulated:]
                 if len(chunk) == 1:
                     result.store_rejects.append(_store_reject(chunk[0], exc))
                 else:
@@ -442,6 +462,9 @@ class IngestWriter:
         if fresh:
             self._copy(cur, "uplinks", UPLINK_COLUMNS, (r.uplink for r in fresh))
         real = [r for r in fresh if not r.uplink.simulated]  # simulated uplinks touch no device state
+        simulated = [r for r in fresh if r.uplink.simulated and (r.readings or r.events)]
+        if simulated:
+            self._simulated(cur, simulated, result)
         if not real:
             return fresh
         self._devices(cur, real, refs)
@@ -460,6 +483,28 @@ class IngestWriter:
             result.events += cur.execute(_INSERT_EVENTS).rowcount
         self._gateways(cur, real)
         return fresh
+
+    def _simulated(self, cur: psycopg.Cursor[Any], records: list[UplinkRecord], result: WriteResult) -> None:
+        """Readings and events of simulated uplinks, for registered devices only, in tables of their own:
+        the alert rules see them (and mark what they raise as simulated); nothing else does."""
+        names = sorted({(r.device.application_id, r.device.device_id) for r in records})
+        known = {
+            (app, dev): ref
+            for ref, app, dev in cur.execute(_KNOWN_DEVICES, ([a for a, _ in names], [d for _, d in names])).fetchall()
+        }
+        readings, events = [], []
+        for r in records:
+            ref = known.get((r.device.application_id, r.device.device_id))
+            if ref is None:
+                continue
+            key = r.uplink.uplink_key
+            readings += [(ref, rd.time, *rd.values, key) for rd in r.readings]
+            events += [(ref, *e[:4], key) for e in r.events]
+            result.simulated_keys.append(key)
+        if readings:
+            cur.executemany(_SIM_READINGS, readings)
+        if events:
+            cur.executemany(_SIM_EVENTS, events)
 
     def _readings(self, cur: psycopg.Cursor[Any], readings: list[tuple[Any, ...]]) -> int:
         """Insert readings; returns how many were new. Usually none is stored yet, so they are copied

@@ -72,16 +72,22 @@ def conn(db_url: str):
 
 
 def uplink(
-    device: str, t: datetime, n: int, *, distance: float | None = None, alarm: dict[str, Any] | None = None
+    device: str,
+    t: datetime,
+    n: int,
+    *,
+    distance: float | None = None,
+    alarm: dict[str, Any] | None = None,
+    simulated: bool = False,
 ) -> UplinkRecord:
-    key = f"tts:app/{device}:s:{n}"
+    key = f"tts:app/{device}:{'as:up:sim' if simulated else 's'}:{n}"
     readings = [ReadingRow(t, values(distance_mm=distance, battery_v=3.6))] if distance is not None else []
     events = []
     if alarm is not None:
         import json
 
         events = [EventRow(alarm.pop("at", t), "alarm", f"a{alarm['alarm_id']}", json.dumps(alarm), key)]
-    row = UplinkRow(t, key, "app", device, "tts", False, 2, n, b"\x00", "s", None, None, None, None, -80.0, 7.0, 1,
+    row = UplinkRow(t, key, "app", device, "tts", simulated, 2, n, b"\x00", "s", None, None, None, None, -80.0, 7.0, 1,
                     None, "lorawatch:x", None)  # fmt: skip
     return UplinkRecord(row, DeviceSeen(device, "tts", t, "app"), readings, events,
                         [GatewaySeen("gw-1:", "gw-1", None, False, -80.0, 7.0, None, None)], "t", b"{}")  # fmt: skip
@@ -264,3 +270,25 @@ def test_history_whose_flood_already_ended_is_recorded_late_and_tells_nobody(con
     (alert,) = db.list_alerts(conn, open_only=False)
     assert (alert.state, alert.late) == ("resolved", True)
     assert outbox.rows == []
+
+
+def test_a_simulated_fall_is_recorded_as_simulated_notifies_nobody_and_leaves_the_real_one_alone(
+    conn: psycopg.Connection,
+) -> None:
+    outbox = Outbox(conn)
+    engine = Engine(RULES, Clock(T0))
+    sim = uplink("radar-1", T0, 1, alarm={"alarm_id": 9, "alarm_type": "fall", "alarm_status": "alarm_triggered"},
+                 simulated=True)  # fmt: skip
+    write(conn, [sim])
+    assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)  # never in the real tables
+    engine.process(conn)
+    (alert,) = db.list_alerts(conn)
+    assert (alert.category, alert.simulated) == ("fall", True)
+    assert alert.subject.endswith(":simulated")
+    assert outbox.rows == []
+    write(conn, [fall(T0 + timedelta(minutes=1), 2)])  # a real fall of the same device
+    engine.process(conn)
+    alerts = db.list_alerts(conn)
+    assert sorted(a.simulated for a in alerts) == [False, True]
+    assert outbox.events() == [("fall", "opened")]
+    assert all(r.payload["alert"]["simulated"] is False for r in outbox.rows)
