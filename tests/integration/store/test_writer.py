@@ -237,3 +237,16 @@ def test_a_device_row_deleted_by_hand_is_written_again(writer: IngestWriter, db_
             "SELECT r.device_ref = d.id FROM readings r JOIN devices d ON d.id = r.device_ref"
         ).fetchall()
     assert refs == [(True,), (True,)]
+
+
+def test_simulated_readings_are_kept_apart_for_the_alert_rules(writer: IngestWriter, db_url: str) -> None:
+    writer.write([record("gully-1", 1, time=T0)])  # registers the device
+    sim = record("gully-1", 2, time=T0 + timedelta(minutes=1), simulated=True, key="tts:gully-1:as:up:01SIM2")
+    unknown = record("gully-9", 1, time=T0, simulated=True, key="tts:gully-9:as:up:01SIM3")
+    result = writer.write([sim, unknown])
+    assert result.stored == 2 and result.simulated_keys == ["tts:gully-1:as:up:01SIM2"]
+    assert scalar(db_url, "SELECT count(*) FROM readings") == 1  # only the real one
+    assert scalar(db_url, "SELECT uplink_key FROM simulated_readings") == "tts:gully-1:as:up:01SIM2"
+    assert scalar(db_url, "SELECT simulated_uplinks FROM changes ORDER BY id DESC LIMIT 1") == [
+        "tts:gully-1:as:up:01SIM2"
+    ]
