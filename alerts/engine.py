@@ -215,10 +215,10 @@ class Engine:
                         new, decisions = condition_tick(cond, now, for_=rule.for_, keep_firing_for=rule.keep_firing_for)
                     for decision in decisions:
                         alert = self._apply(conn, rule, device, subject, alert, decision, done)
-                    if decisions or stored is None:
+                    if decisions or stored is None or new.to_json() != stored:
                         new_states[key] = new.to_json()
             db.save_states(conn, new_states)
-            self._notify_pass(conn, done)
+            self._notify_pass(conn, done, now)
             self._repeat_and_escalate(conn, now, devices)
 
     def _repeat_and_escalate(self, conn: psycopg.Connection, now: datetime, devices: list[Device]) -> None:
@@ -234,7 +234,7 @@ class Engine:
             if _silenced(alert, device, silences):
                 continue
             if alert.notifications == 0 and alert.state == "firing":  # its silence ended, or it was held back
-                self._notify(conn, alert, rule, device, "opened", rule.route)
+                self._notify(conn, alert, rule, device, "opened", rule.route, now)
                 continue
             if alert.state != "firing":
                 continue  # acknowledged: no repeats, no escalation
@@ -244,7 +244,7 @@ class Engine:
                 if now >= alert.firing_at + escalation.after:
                     db.update_alert(conn, alert.id, {"escalation_level": step + 1})
                     db.log(conn, alert.id, CLOCK, "escalated", note=f"to {', '.join(escalation.route)}")
-                    self._notify(conn, alert, rule, device, "escalated", escalation.route)
+                    self._notify(conn, alert, rule, device, "escalated", escalation.route, now)
                     continue
             due = rule.repeat_every is not None and alert.notified_at is not None
             if (
@@ -253,7 +253,7 @@ class Engine:
                 and rule.repeat_every
                 and now >= alert.notified_at + rule.repeat_every
             ):
-                self._notify(conn, alert, rule, device, "repeat", rule.route)
+                self._notify(conn, alert, rule, device, "repeat", rule.route, now)
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -311,6 +311,11 @@ class Engine:
             return created
         if alert is None:
             return None  # resolved by a person meanwhile: nothing left to move
+        if isinstance(decision, Fire) and alert.state == "acknowledged":  # someone took it while pending
+            db.log(conn, alert.id, ACTOR, "firing", note="already acknowledged: nobody is notified",
+                   data_time=decision.at)  # fmt: skip
+            return db.update_alert(conn, alert.id, {"firing_at": decision.at, "severity": decision.severity,
+                                                    "value": decision.value})  # fmt: skip
         if isinstance(decision, Fire):
             updated = db.update_alert(
                 conn, alert.id, {"state": "firing", "firing_at": decision.at, "severity": decision.severity,
@@ -378,15 +383,15 @@ class Engine:
                     if alert.device_ref
                     else None
                 )
-                routes = tuple(r for r in rule.route if self.rules.route(r).send_resolved)
-                self._notify(conn, updated, rule, device, "resolved", routes)
+                if not _silenced(updated, device, db.active_silences(conn, now)):
+                    self._notify(conn, updated, rule, device, "resolved", self._resolved_routes(rule, alert), now)
             return updated
 
     # --- notifications --------------------------------------------------------------------------
 
-    def _notify_pass(self, conn: psycopg.Connection, done: _Pass) -> None:
-        now = self.clock()
-        silences = db.active_silences(conn, now) if done.opened or done.raised else []
+    def _notify_pass(self, conn: psycopg.Connection, done: _Pass, now: datetime | None = None) -> None:
+        now = now or self.clock()
+        silences = db.active_silences(conn, now) if done.opened or done.raised or done.resolved else []
         for alert_id, (rule, device) in done.opened.items():
             alert = db.get_alert(conn, alert_id)
             if alert is None:
@@ -396,17 +401,23 @@ class Engine:
                 db.log(conn, alert_id, ACTOR, "not notified", note="the condition had already ended in this data")
                 continue
             if not _silenced(alert, device, silences):
-                self._notify(conn, alert, rule, device, "opened", rule.route)
+                self._notify(conn, alert, rule, device, "opened", rule.route, now)
         for alert_id, (rule, device) in done.raised.items():
             alert = db.get_alert(conn, alert_id)
             firing = alert is not None and alert.state == "firing" and alert_id not in done.opened
             if firing and alert is not None and not _silenced(alert, device, silences):
-                self._notify(conn, alert, rule, device, "severity", rule.route)
+                self._notify(conn, alert, rule, device, "severity", rule.route, now)
         for alert_id, (rule, device) in done.resolved.items():
             alert = db.get_alert(conn, alert_id)
-            if alert is not None and alert.notifications > 0 and alert_id not in done.opened:
-                routes = [r for r in rule.route if self.rules.route(r).send_resolved]
-                self._notify(conn, alert, rule, device, "resolved", tuple(routes))
+            told = alert is not None and alert.notifications > 0 and alert_id not in done.opened
+            if told and alert is not None and not _silenced(alert, device, silences):
+                self._notify(conn, alert, rule, device, "resolved", self._resolved_routes(rule, alert), now)
+
+    def _resolved_routes(self, rule: Rule, alert: Alert) -> tuple[str, ...]:
+        """Everyone who was told of the alert (its routes and the escalation steps reached) and wants
+        to hear that it is over."""
+        told = [*rule.route, *(r for step in rule.escalate[: alert.escalation_level] for r in step.route)]
+        return tuple(r for r in dict.fromkeys(told) if self.rules.route(r).send_resolved)
 
     def _notify(
         self,
@@ -416,7 +427,9 @@ class Engine:
         device: Device | None,
         event: str,
         routes: Iterable[str],
+        now: datetime | None = None,
     ) -> None:
+        now = now or self.clock()
         number = alert.notifications + 1
         payload = notification_payload(alert, device, event, number)
         rows: list[OutboxEntry] = []
@@ -432,8 +445,8 @@ class Engine:
                     )
             if delivery.empty:
                 log.warning("alert_route_delivers_nowhere", extra={"route": route, "missing": list(delivery.missing)})
-        outbox.enqueue(conn, rows, now=self.clock())
-        db.update_alert(conn, alert.id, {"notifications": number, "notified_at": self.clock()})
+        outbox.enqueue(conn, rows, now=now)
+        db.update_alert(conn, alert.id, {"notifications": number, "notified_at": now})
         db.log(conn, alert.id, ACTOR, f"notified {event}", note=", ".join(f"{r.channel}:{r.route}" for r in rows))
 
 
@@ -496,7 +509,8 @@ def _state(rule: Rule, stored: dict[str, Any] | None, alert: Alert | None) -> An
         return alarm
     if isinstance(rule, OfflineRule):
         off = offline.OfflineState.from_json(data)
-        return offline.OfflineState(off.last_seen, alert is not None)
+        resolved_by_hand = off.open and alert is None
+        return offline.OfflineState(off.last_seen, alert is not None, off.rearm or resolved_by_hand)
     cond = ConditionState.from_json(data)
     if alert is None and cond.alert is not None:
         return ConditionState(last=cond.last, value=cond.value)  # a person resolved it: start afresh

@@ -113,6 +113,8 @@ def _silence_add(args: argparse.Namespace, settings: Settings) -> int:
         length = parse_duration(args.duration)
     except ValueError as exc:
         raise UsageError(f"--for {args.duration!r}: {exc}") from None
+    if length.total_seconds() <= 0:
+        raise UsageError(f"--for {args.duration!r}: a silence must last longer than 0 s")
     now = datetime.now(UTC)
     with psycopg.connect(database_url(settings)) as conn:
         silence_id = db.add_silence(conn, matchers, now, now + length, args.by or os.environ.get("USER") or "cli",

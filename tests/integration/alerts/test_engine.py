@@ -56,17 +56,23 @@ class Outbox:
         return [(r.payload["alert"]["rule"], r.event) for r in self.rows]
 
 
+def register_devices(conn: psycopg.Connection) -> None:
+    """A gully (sensor 1000 mm above the pot floor, outlet invert at 200 mm) and a care radar whose
+    name is the kind a care home might set (it must never reach a notification)."""
+    conn.execute(
+        "INSERT INTO devices (application_id, device_id, kind, name, sensor_height_mm, outlet_invert_mm) "
+        "VALUES ('app', 'gully-1', 'gully', 'High St', 1000, 200)"
+    )
+    conn.execute(
+        "INSERT INTO devices (application_id, device_id, kind, name, care_room, care_group) "
+        "VALUES ('app', 'radar-1', 'care', 'Mrs Example', 'bathroom', 'flat-12')"
+    )
+
+
 @pytest.fixture
 def conn(db_url: str):
     with psycopg.connect(db_url) as c:
-        c.execute(
-            "INSERT INTO devices (application_id, device_id, kind, name, sensor_height_mm, outlet_invert_mm) "
-            "VALUES ('app', 'gully-1', 'gully', 'High St', 1000, 200)"
-        )
-        c.execute(
-            "INSERT INTO devices (application_id, device_id, kind, name, care_room, care_group) "
-            "VALUES ('app', 'radar-1', 'care', 'Mrs Example', 'bathroom', 'flat-12')"
-        )
+        register_devices(c)
         c.commit()
         yield c
 
