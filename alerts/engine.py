@@ -365,6 +365,27 @@ class Engine:
             db.log(conn, alert_id, by, "acknowledged", from_state=alert.state, to_state="acknowledged", note=note)
             return updated
 
+    def assign(self, conn: psycopg.Connection, alert_id: int, assignee: str, by: str, note: str | None = None) -> Alert:
+        """Give an open alert to someone (recorded; it changes no state and stops nothing)."""
+        with conn.transaction():
+            alert = db.get_alert(conn, alert_id, lock=True)
+            if alert is None:
+                raise LifecycleError(f"there is no alert {alert_id}")
+            if alert.state == "resolved":
+                raise LifecycleError(f"alert {alert_id} is resolved: it cannot be assigned")
+            updated = db.update_alert(conn, alert_id, {"assignee": assignee})
+            db.log(conn, alert_id, by, "assigned", note=f"to {assignee}" + (f": {note}" if note else ""))
+            return updated
+
+    def note(self, conn: psycopg.Connection, alert_id: int, by: str, text: str) -> Alert:
+        """A note on an alert, open or resolved (what was found, what was done)."""
+        with conn.transaction():
+            alert = db.get_alert(conn, alert_id, lock=True)
+            if alert is None:
+                raise LifecycleError(f"there is no alert {alert_id}")
+            db.log(conn, alert_id, by, "note", note=text)
+            return alert
+
     def resolve(self, conn: psycopg.Connection, alert_id: int, by: str, note: str | None = None) -> Alert:
         """A person closes it (and the rule starts afresh if the condition still holds)."""
         with conn.transaction():

@@ -98,6 +98,52 @@ def _transition(args: argparse.Namespace, settings: Settings, action: str) -> in
     return 0
 
 
+def _assign(args: argparse.Namespace, settings: Settings) -> int:
+    engine, by = _engine(settings), args.by or os.environ.get("USER") or "cli"
+    with psycopg.connect(database_url(settings)) as conn:
+        try:
+            alert = engine.assign(conn, args.id, args.assignee, by, args.note)
+        except LifecycleError as exc:
+            print(f"lorawatch: {exc}", file=sys.stderr)
+            return 1
+    print(f"alert {alert.id} assigned to {alert.assignee} by {by}")
+    return 0
+
+
+def _note(args: argparse.Namespace, settings: Settings) -> int:
+    engine, by = _engine(settings), args.by or os.environ.get("USER") or "cli"
+    with psycopg.connect(database_url(settings)) as conn:
+        try:
+            engine.note(conn, args.id, by, args.text)
+        except LifecycleError as exc:
+            print(f"lorawatch: {exc}", file=sys.stderr)
+            return 1
+    print(f"alert {args.id}: note added by {by}")
+    return 0
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    with psycopg.connect(database_url(settings)) as conn:
+        alert = db.get_alert(conn, args.id)
+        if alert is None:
+            print(f"lorawatch: there is no alert {args.id}", file=sys.stderr)
+            return 1
+        log_rows = db.alert_log(conn, args.id)
+    if args.json:
+        keys = ("at", "actor", "action", "from_state", "to_state", "note")
+        trail = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in zip(keys, row, strict=True)}
+                 for row in log_rows]  # fmt: skip
+        print(json.dumps({**alert.as_json(), "log": trail}, indent=2))
+        return 0
+    for key, value in alert.as_json().items():
+        print(f"{key:<17} {value}")
+    print("log:")
+    for at, actor, action, from_state, to_state, note in log_rows:
+        move = f" {from_state} -> {to_state}" if to_state else ""
+        print(f"  {at:%Y-%m-%d %H:%M:%S}  {actor:<12} {action}{move}{': ' + note if note else ''}")
+    return 0
+
+
 def _silence_add(args: argparse.Namespace, settings: Settings) -> int:
     matchers: dict[str, str] = {}
     for item in args.match:
@@ -169,6 +215,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("--by", metavar="NAME", help="who (default: $USER)")
         p.add_argument("--note", metavar="TEXT", help="why, or what was done")
         p.set_defaults(handler=handler)
+
+    p = actions.add_parser("assign", help="give an alert to someone")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("assignee", metavar="NAME")
+    p.add_argument("--by", metavar="NAME", help="who assigns (default: $USER)")
+    p.add_argument("--note", metavar="TEXT")
+    p.set_defaults(handler=_assign)
+    p = actions.add_parser("note", help="add a note to an alert")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--by", metavar="NAME", help="who (default: $USER)")
+    p.set_defaults(handler=_note)
+    p = actions.add_parser("show", help="one alert and its log (who did what, when, why)")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_show)
 
     silences = sub.add_parser("silences", help="silences: hold back notifications (alerts are still recorded)")
     actions = silences.add_subparsers(dest="silences_command", metavar="ACTION", required=True)

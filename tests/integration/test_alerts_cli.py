@@ -300,3 +300,19 @@ def test_status_json_counts_open_alerts_by_category(
     assert cli(capsys, "alerts", "resolve", str(falling.id), "--by", "x")[0] == 0
     data = json.loads(cli(capsys, "status", "--json")[1])
     assert (data["open_alerts"], data["open_alerts_by_category"]) == (1, {"flood": 1})
+
+
+def test_assign_note_and_show_keep_the_trail(
+    conn: psycopg.Connection, rules: RuleSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, falling = open_fall(conn, rules)
+    code, out, _ = cli(capsys, "alerts", "assign", str(falling.id), "sam", "--by", "lead", "--note", "nearest")
+    assert code == 0 and "assigned to sam" in out
+    assert alert(conn, falling.id).assignee == "sam"
+    assert cli(capsys, "alerts", "note", str(falling.id), "resident back in bed", "--by", "sam")[0] == 0
+    code, out, _ = cli(capsys, "alerts", "show", str(falling.id), "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["assignee"] == "sam"
+    trail = [(e["actor"], e["action"], e["note"]) for e in shown["log"]]
+    assert ("lead", "assigned", "to sam: nearest") in trail and ("sam", "note", "resident back in bed") in trail
+    assert cli(capsys, "alerts", "show", "999999")[0] == 1
