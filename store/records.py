@@ -383,10 +383,25 @@ class Alert:
     created_at: datetime
     updated_at: datetime
 
+    @property
+    def time_to_acknowledge(self) -> float | None:
+        """Seconds from firing (notified) to a person acknowledging it; None until both happened."""
+        if self.firing_at is None or self.acknowledged_at is None:
+            return None
+        return max(0.0, (self.acknowledged_at - self.firing_at).total_seconds())
+
+    @property
+    def time_to_resolve(self) -> float | None:
+        """Seconds from opening to resolution; None while open."""
+        return None if self.resolved_at is None else (self.resolved_at - self.opened_at).total_seconds()
+
     def as_json(self) -> dict[str, Any]:
-        """The alert as JSON (`alerts list --json`, the API, notifications): times in ISO 8601."""
+        """The alert as JSON (`alerts list --json`, the API, notifications): times in ISO 8601, and
+        `time_to_acknowledge_s` / `time_to_resolve_s`."""
         out: dict[str, Any] = {}
         for name in self.__slots__:
             value = getattr(self, name)
             out[name] = value.isoformat() if isinstance(value, datetime) else value
+        out["time_to_acknowledge_s"] = self.time_to_acknowledge
+        out["time_to_resolve_s"] = self.time_to_resolve
         return out

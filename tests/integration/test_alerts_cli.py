@@ -156,6 +156,7 @@ def test_ack_from_the_cli_records_who_and_why_and_stops_repeats_and_escalation(
     assert out.strip() == f"alert {falling.id} acknowledged by x"
     acked = alert(conn, falling.id)
     assert (acked.state, acked.acknowledged_by) == ("acknowledged", "x")
+    assert acked.time_to_acknowledge is not None and acked.time_to_acknowledge >= 0
     assert acked.acknowledged_at is not None and before <= acked.acknowledged_at <= after
     log = [(actor, action, src, dst, note) for _, actor, action, src, dst, note in db.alert_log(conn, falling.id)]
     assert ("x", "acknowledged", "firing", "acknowledged", "y") in log
@@ -313,6 +314,7 @@ def test_assign_note_and_show_keep_the_trail(
     code, out, _ = cli(capsys, "alerts", "show", str(falling.id), "--json")
     shown = json.loads(out)
     assert code == 0 and shown["assignee"] == "sam"
+    assert (shown["time_to_acknowledge_s"], shown["time_to_resolve_s"]) == (None, None)  # still open, unacknowledged
     trail = [(e["actor"], e["action"], e["note"]) for e in shown["log"]]
     assert ("lead", "assigned", "to sam: nearest") in trail and ("sam", "note", "resident back in bed") in trail
     assert cli(capsys, "alerts", "show", "999999")[0] == 1
