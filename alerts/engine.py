@@ -88,11 +88,15 @@ class Engine:
         *,
         env: Mapping[str, str] | None = None,
         consumer: str = CONSUMER,
+        notify: bool = True,
     ) -> None:
+        """`notify=False` (replay, `lorawatch score`): notifications are counted on the alert and logged,
+        but no outbox row is written: nobody is told anything."""
         self.rules = rules
         self.clock = clock
         self.env = dict(env or {})
         self.consumer = consumer
+        self.notify = notify
 
     # --- the change feed ------------------------------------------------------------------------
 
@@ -454,7 +458,7 @@ class Engine:
         number = alert.notifications + 1
         payload = notification_payload(alert, device, event, number)
         rows: list[OutboxEntry] = []
-        for route in routes:
+        for route in routes if self.notify else ():
             delivery = self.rules.delivery(route, self.env)
             key = f"alert-{alert.id}-{number}-{route}"
             targets = [("webhook", delivery.webhook_url), ("email", ",".join(delivery.email_to))]
