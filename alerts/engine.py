@@ -223,7 +223,8 @@ class Engine:
                         new_states[key] = new.to_json()
             db.save_states(conn, new_states)
             self._notify_pass(conn, done, now)
-            self._repeat_and_escalate(conn, now, devices)
+            if self.notify:  # repeats and escalations tell people things: nothing to do in replay
+                self._repeat_and_escalate(conn, now, devices)
 
     def _repeat_and_escalate(self, conn: psycopg.Connection, now: datetime, devices: list[Device]) -> None:
         by_ref = {d.id: d for d in devices}
