@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -77,49 +78,47 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _person(args: argparse.Namespace) -> str:
+    """Who acts: `--by`, else the login name."""
+    return str(args.by or os.environ.get("USER") or "cli")
+
+
+def _act(settings: Settings, action: Callable[[Engine, psycopg.Connection], str]) -> int:
+    """Run one person's action on an alert; a transition its state refuses is exit 1 and one line."""
+    engine = _engine(settings)
+    with psycopg.connect(database_url(settings)) as conn:
+        try:
+            message = action(engine, conn)
+        except LifecycleError as exc:
+            print(f"lorawatch: {exc}", file=sys.stderr)
+            return 1
+    print(message)
+    return 0
+
+
 def _ack(args: argparse.Namespace, settings: Settings) -> int:
-    return _transition(args, settings, "acknowledge")
+    by = _person(args)
+    return _act(settings, lambda e, c: f"alert {e.acknowledge(c, args.id, by, args.note).id} acknowledged by {by}")
 
 
 def _resolve(args: argparse.Namespace, settings: Settings) -> int:
-    return _transition(args, settings, "resolve")
-
-
-def _transition(args: argparse.Namespace, settings: Settings, action: str) -> int:
-    engine = _engine(settings)
-    by = args.by or os.environ.get("USER") or "cli"
-    with psycopg.connect(database_url(settings)) as conn:
-        try:
-            alert = getattr(engine, action)(conn, args.id, by, args.note)
-        except LifecycleError as exc:
-            print(f"lorawatch: {exc}", file=sys.stderr)
-            return 1
-    print(f"alert {alert.id} {alert.state} by {by}")
-    return 0
+    by = _person(args)
+    return _act(settings, lambda e, c: f"alert {e.resolve(c, args.id, by, args.note).id} resolved by {by}")
 
 
 def _assign(args: argparse.Namespace, settings: Settings) -> int:
-    engine, by = _engine(settings), args.by or os.environ.get("USER") or "cli"
-    with psycopg.connect(database_url(settings)) as conn:
-        try:
-            alert = engine.assign(conn, args.id, args.assignee, by, args.note)
-        except LifecycleError as exc:
-            print(f"lorawatch: {exc}", file=sys.stderr)
-            return 1
-    print(f"alert {alert.id} assigned to {alert.assignee} by {by}")
-    return 0
+    by = _person(args)
+
+    def assign(engine: Engine, conn: psycopg.Connection) -> str:
+        alert = engine.assign(conn, args.id, args.assignee, by, args.note)
+        return f"alert {alert.id} assigned to {alert.assignee} by {by}"
+
+    return _act(settings, assign)
 
 
 def _note(args: argparse.Namespace, settings: Settings) -> int:
-    engine, by = _engine(settings), args.by or os.environ.get("USER") or "cli"
-    with psycopg.connect(database_url(settings)) as conn:
-        try:
-            engine.note(conn, args.id, by, args.text)
-        except LifecycleError as exc:
-            print(f"lorawatch: {exc}", file=sys.stderr)
-            return 1
-    print(f"alert {args.id}: note added by {by}")
-    return 0
+    by = _person(args)
+    return _act(settings, lambda e, c: f"alert {e.note(c, args.id, by, args.text).id}: note added by {by}")
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
@@ -163,8 +162,7 @@ def _silence_add(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"--for {args.duration!r}: a silence must last longer than 0 s")
     now = datetime.now(UTC)
     with psycopg.connect(database_url(settings)) as conn:
-        silence_id = db.add_silence(conn, matchers, now, now + length, args.by or os.environ.get("USER") or "cli",
-                                    args.comment or "")  # fmt: skip
+        silence_id = db.add_silence(conn, matchers, now, now + length, _person(args), args.comment or "")
     print(f"silence {silence_id}: {matchers} until {(now + length).isoformat(timespec='seconds')}")
     return 0
 
