@@ -42,8 +42,8 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 import decoders
+from benchmarks.ingest import _database
 from lorawatch.services import Mosquitto, Postgres, free_port
-from store import migrate
 
 RULES = """\
 version: 1
@@ -115,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        with psycopg.connect(pg.admin_url(), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE latency")
-        db = pg.admin_url("latency")
-        migrate.migrate(db)
+        db = _database(pg, "latency")
         with psycopg.connect(db) as conn:
             conn.execute(
                 "INSERT INTO devices (application_id, device_id, kind, brand_id, model_id, sensor_height_mm, "
