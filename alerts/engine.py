@@ -33,7 +33,7 @@ from alerts.evaluators.condition import ConditionState
 from alerts.evaluators.condition import tick as condition_tick
 from alerts.rules import BatteryRule, DeviceAlarmRule, OfflineRule, Rule, RuleSet, ThresholdRule
 from store import alerts as db
-from store import outbox
+from store import outbox, queries
 from store.feed import ChangeFeed
 from store.geometry import gully_fill_pct, water_level_mm
 from store.records import Alert, Device, Event, OutboxEntry, Reading
@@ -187,7 +187,7 @@ class Engine:
         now = now or self.clock()
         with conn.transaction():
             conn.execute("SELECT position FROM feed_cursors WHERE consumer = %s FOR UPDATE", (self.consumer,))
-            devices = db.devices_of_kind(conn)
+            devices = queries.devices(conn)  # every registered device: the offline check walks them
             pairs = [(d, self.rules.rules_for(d)) for d in devices]
             timed = {rule.name for _, rules in pairs for rule in rules if not isinstance(rule, DeviceAlarmRule)}
             states = db.all_states(conn, sorted(timed))

@@ -16,15 +16,11 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from store.queries import _DEVICE
 from store.records import Alert, Device
 
 OPEN_STATES = ("pending", "firing", "acknowledged")
 
-_DEVICES_BY_REF = """
-SELECT id, device_id, application_id, source, kind, brand_id, model_id, name, latitude, longitude,
-       sensor_height_mm, outlet_invert_mm, care_room, care_group, attributes, first_seen, last_seen,
-       false AS shared_name
-FROM devices WHERE id = ANY(%s)"""
 _INSERT = """
 INSERT INTO alerts (rule, category, severity, subject, device_ref, device_id, application_id, gateway_id, kind,
                     state, simulated, late, opened_at, firing_at, resolved_at, value, summary, details,
@@ -37,14 +33,10 @@ RETURNING *"""
 
 
 def devices_by_ref(conn: psycopg.Connection, refs: Iterable[int]) -> dict[int, Device]:
+    """The registry rows of these devices.id (store.queries' device query, by surrogate id)."""
     with conn.cursor(row_factory=class_row(Device)) as cur:
-        return {d.id: d for d in cur.execute(_DEVICES_BY_REF, (list(refs),)).fetchall()}
-
-
-def devices_of_kind(conn: psycopg.Connection) -> list[Device]:
-    """Every registered device (the clock's offline check walks them)."""
-    with conn.cursor(row_factory=class_row(Device)) as cur:
-        return cur.execute(_DEVICES_BY_REF.replace("WHERE id = ANY(%s)", "ORDER BY id")).fetchall()
+        rows = cur.execute(f"SELECT * FROM ({_DEVICE}) d WHERE id = ANY(%s)", (list(refs),)).fetchall()
+    return {d.id: d for d in rows}
 
 
 def open_alerts(conn: psycopg.Connection, subjects: Sequence[str] | None = None) -> dict[tuple[str, str], Alert]:
