@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["critical", "warning", "info"]
 
@@ -24,6 +24,10 @@ class Open:
     firing: bool
     summary: str
     alarm_key: str | None = None
+    #: for an alert about a group (a care flat), the device it is best shown on; None: the subject's own
+    device_id: str | None = None
+    #: what the detector knew when it decided (the reason, learned values), kept in alerts.details
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,17 +21,43 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 
-from alerts.decisions import Decision, Fire, Late, Note, Open, Reseverity, Resolve
-from alerts.evaluators import device_alarm, levels, offline
-from alerts.evaluators.condition import ConditionState
+from alerts.decisions import Decision, Fire, Late, Note, Open, Reseverity, Resolve, Severity
+from alerts.evaluators import (
+    anomaly,
+    blockage,
+    device_alarm,
+    flood,
+    gateway,
+    levels,
+    offline,
+    sensor_fault,
+    silt,
+    welfare,
+)
+from alerts.evaluators.condition import AlertState, ConditionState
 from alerts.evaluators.condition import tick as condition_tick
-from alerts.rules import BatteryRule, DeviceAlarmRule, OfflineRule, Rule, RuleSet, ThresholdRule
+from alerts.evaluators.observations import LevelObs, RoomObs
+from alerts.rules import (
+    AnomalyRule,
+    BatteryRule,
+    BlockageRule,
+    DeviceAlarmRule,
+    FloodRule,
+    GatewayOfflineRule,
+    OfflineRule,
+    Rule,
+    RuleSet,
+    SensorFaultRule,
+    SiltRule,
+    ThresholdRule,
+    WelfareRule,
+)
 from store import alerts as db
 from store import outbox, queries
 from store.feed import ChangeFeed
@@ -63,16 +89,16 @@ def subject_of(device: Device) -> str:
     return f"device:{device.id}"
 
 
-def metric_value(rule: ThresholdRule, device: Device, reading: Reading) -> float | None:
-    """The rule's metric in this reading; None when the reading does not carry it, or the distance is
+def metric_value(metric: str, device: Device, reading: Reading) -> float | None:
+    """A rule's metric in this reading; None when the reading does not carry it, or the distance is
     flagged invalid (no echo is a sensor fault, never a flood)."""
-    if rule.metric in ("level_mm", "fill_pct"):
+    if metric in ("level_mm", "fill_pct"):
         if reading.distance_valid is False:
             return None
-        if rule.metric == "level_mm":
+        if metric == "level_mm":
             return water_level_mm(reading.distance_mm, device.sensor_height_mm)
         return gully_fill_pct(reading.distance_mm, device.sensor_height_mm, device.outlet_invert_mm)
-    value = getattr(reading, rule.metric, None)
+    value = getattr(reading, metric, None)
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     return float(value) if isinstance(value, int | float) else None
@@ -114,19 +140,22 @@ class Engine:
                 return 0
             readings = feed.readings(changes)
             events = feed.events(changes)
-            seen: dict[int, datetime] = {}
+            seen: dict[int, Seen] = {}
             for change in changes:
-                for ref, time in change.seen:
-                    if ref not in seen or time > seen[ref]:
-                        seen[ref] = time
-            work: dict[int, list[tuple[datetime, int, Reading | Event | datetime]]] = defaultdict(list)
+                for (ref, time), via in zip(change.seen, change.seen_gateways or [()] * len(change.seen), strict=False):
+                    old = seen.get(ref)
+                    if old is None or time > old.at:
+                        seen[ref] = Seen(time, tuple(sorted({*via, *(old.gateways if old else ())})))
+                    else:
+                        seen[ref] = Seen(old.at, tuple(sorted({*via, *old.gateways})))
+            work: dict[int, list[tuple[datetime, int, Observation]]] = defaultdict(list)
             for r in readings:
                 work[r.device_ref].append((r.time, 1, r))
             for e in events:
                 work[e.device_ref].append((e.time, 0, e))  # an alarm before a reading of the same instant
-            for ref, time in seen.items():
-                work[ref].append((time, 2, time))
-            simulated: dict[int, list[tuple[datetime, int, Reading | Event | datetime]]] = defaultdict(list)
+            for ref, item in seen.items():
+                work[ref].append((item.at, 2, item))
+            simulated: dict[int, list[tuple[datetime, int, Observation]]] = defaultdict(list)
             for r in feed.simulated_readings(changes):
                 simulated[r.device_ref].append((r.time, 1, r))
             for e in feed.simulated_events(changes):
@@ -142,94 +171,252 @@ class Engine:
         self,
         conn: psycopg.Connection,
         devices: Mapping[int, Device],
-        work: Mapping[int, list[tuple[datetime, int, Reading | Event | datetime]]],
+        work: Mapping[int, list[tuple[datetime, int, Observation]]],
         *,
         simulated: bool = False,
     ) -> None:
-        """`simulated`: the observations come from simulated uplinks; they are judged with a state and
-        alerts of their own (subject `device:<id>:simulated`), so they never move the real ones, and
-        what they raise is marked simulated and notifies nobody."""
-        pairs: list[tuple[Device, tuple[Rule, ...]]] = []
+        """Feed each rule's subjects their observations in time order. A device's rules judge the
+        device; a welfare rule judges the whole flat, so every sensor of the flat feeds one subject.
+
+        `simulated`: the observations come from simulated uplinks; they are judged with a state and
+        alerts of their own (subject suffix `:simulated`), so they never move the real ones, and what
+        they raise is marked simulated and notifies nobody."""
+        suffix = ":simulated" if simulated else ""
+        tasks: dict[tuple[str, str], tuple[Rule, list[tuple[datetime, int, int, Device, Observation]]]] = {}
         for ref in sorted(work):
             device = devices.get(ref)
-            if device is not None:
-                rules = self.rules.rules_for(device)
-                if simulated:
-                    rules = tuple(r for r in rules if r.simulated != "ignore")
-                pairs.append((device, rules))
-        suffix = ":simulated" if simulated else ""
-        keys = [(rule.name, subject_of(d) + suffix) for d, rules in pairs for rule in rules]
-        states = db.load_states(conn, keys)
-        open_ = db.open_alerts(conn, sorted({subject_of(d) + suffix for d, _ in pairs}))
+            if device is None:
+                continue
+            for rule in self.rules.rules_for(device):
+                if simulated and rule.simulated == "ignore":
+                    continue
+                subject = subject_for(rule, device)
+                if subject is None:
+                    continue
+                task = tasks.setdefault((rule.name, subject + suffix), (rule, []))
+                task[1].extend((time, order, device.id, device, item) for time, order, item in work[ref])
+        states = db.load_states(conn, list(tasks))
+        open_ = db.open_alerts(conn, sorted({subject for _, subject in tasks}))
         done = _Pass()
-        new_states: dict[tuple[str, str], dict[str, Any]] = {}
-        for device, rules in pairs:
-            items = sorted(work[device.id], key=lambda item: (item[0], item[1]))
-            subject = subject_of(device) + suffix
-            for rule in rules:
-                key = (rule.name, subject)
-                alert = open_.get(key)
-                state = _state(rule, states.get(key), alert)
-                for time, _, item in items:
-                    state, decisions = _observe(rule, state, device, time, item)
-                    for decision in decisions:
-                        alert = self._apply(conn, rule, device, subject, alert, decision, done)
-                if state is not None:
-                    new_states[key] = state.to_json()
+        new_states: dict[tuple[str, str], tuple[dict[str, Any], datetime | None]] = {}
+        back: dict[str, datetime] = {}
+        for key, (rule, items) in tasks.items():
+            subject = key[1]
+            items.sort(key=lambda item: (item[0], item[1], item[2]))
+            alert = open_.get(key)
+            state = _state(rule, states.get(key), alert)
+            members = {device.device_id: device for _, _, _, device, _ in items}
+            for time, _, _, device, item in items:
+                before = state
+                state, decisions = _observe(rule, state, device, time, item)
+                if isinstance(before, offline.OfflineState) and before.inhibited_by and not state.inhibited_by:
+                    back.setdefault(before.inhibited_by, time)
+                for decision in decisions:
+                    shown = members.get(getattr(decision, "device_id", None) or "", device)
+                    alert = self._apply(conn, rule, shown, subject, alert, decision, done)
+            new_states[key] = (state.to_json(), _due(rule, state, items[-1][3]))
         db.save_states(conn, new_states)
+        for gateway_id, time in sorted(back.items()):
+            self._gateway_back(conn, gateway_id, time, done)
         self._notify_pass(conn, done)
 
     # --- the clock ------------------------------------------------------------------------------
 
-    def tick(self, conn: psycopg.Connection, now: datetime | None = None) -> None:
+    def next_due(self, conn: psycopg.Connection) -> datetime | None:
+        """The earliest data time at which the clock has something to decide (replay ticks there). In
+        a transaction of its own, so an idle connection is left idle (not inside an implicit one)."""
+        with conn.transaction():
+            return db.next_due(conn)
+
+    def tick(self, conn: psycopg.Connection, now: datetime | None = None, *, sweep: bool = False) -> None:
         """Everything that needs no new data, as of `now` (default: the engine's clock): `for` and
-        `keep_firing_for` expiring, devices gone offline, repeats, escalations, silences ending."""
+        `keep_firing_for` expiring, devices gone offline, gateways down, welfare spells, repeats,
+        escalations, silences ending. Only the states due by `now` are read, so the pass costs what is
+        happening, not the size of the fleet. `sweep` (at start-up, and now and then) also gives the
+        offline rules a state for every registered device the engine has not evaluated yet (heard
+        before the engine ran, or never)."""
         now = now or self.clock()
         with conn.transaction():
             conn.execute("SELECT position FROM feed_cursors WHERE consumer = %s FOR UPDATE", (self.consumer,))
-            devices = queries.devices(conn)  # every registered device: the offline check walks them
-            pairs = [(d, self.rules.rules_for(d)) for d in devices]
-            timed = {rule.name for _, rules in pairs for rule in rules if not isinstance(rule, DeviceAlarmRule)}
-            states = db.all_states(conn, sorted(timed))
-            open_ = db.open_alerts(conn)
+            if sweep:
+                self._sweep(conn)
+            due = db.due_states(conn, now)
+            refs = [ref for _, subject in due if (ref := _device_ref(subject)) is not None]
+            devices = db.devices_by_ref(conn, refs)
+            open_ = db.open_alerts(conn, sorted({subject for _, subject in due}))
             done = _Pass()
-            new_states: dict[tuple[str, str], dict[str, Any]] = {}
-            for device, rules in pairs:
-                subject = subject_of(device)
-                for rule in rules:
-                    if isinstance(rule, DeviceAlarmRule):
-                        continue
-                    key = (rule.name, subject)
-                    stored = states.get(key)
-                    if stored is None and not isinstance(rule, OfflineRule):
-                        continue
-                    alert = open_.get(key)
-                    decisions: list[Decision]
-                    if isinstance(rule, OfflineRule):
-                        off = _state(rule, stored, alert)
-                        assert isinstance(off, offline.OfflineState)
-                        if off.last_seen is None and device.last_seen is not None:
-                            off = offline.OfflineState(device.last_seen, off.open)
-                        off, decisions = offline.tick(off, now, rule.silent_after(device.attributes), rule.severity)
-                        new: Any = off
-                    else:
-                        cond = _state(rule, stored, alert)
-                        assert isinstance(cond, ConditionState)
-                        assert isinstance(rule, ThresholdRule | BatteryRule)
-                        new, decisions = condition_tick(cond, now, for_=rule.for_, keep_firing_for=rule.keep_firing_for)
-                    for decision in decisions:
-                        alert = self._apply(conn, rule, device, subject, alert, decision, done)
-                    if decisions or stored is None or new.to_json() != stored:
-                        new_states[key] = new.to_json()
+            new_states: dict[tuple[str, str], tuple[dict[str, Any], datetime | None]] = {}
+            silent: list[tuple[tuple[str, str], OfflineRule, offline.OfflineState, Device]] = []
+            for key, stored in due.items():
+                rule, device = self._rule_for(key, devices)
+                if rule is None:
+                    new_states[key] = (stored, None)  # the rule is gone or no longer applies
+                    continue
+                alert = open_.get(key)
+                state = _state(rule, stored, alert)
+                if isinstance(rule, OfflineRule) and device is not None:
+                    silent.append((key, rule, state, device))
+                    continue
+                state, decisions = _tick(rule, state, now, device)
+                for decision in decisions:
+                    shown = self._device_named(conn, getattr(decision, "device_id", None)) or device
+                    if shown is not None:
+                        alert = self._apply(conn, rule, shown, key[1], alert, decision, done)
+                new_states[key] = (state.to_json(), _due(rule, state, device))
+            if silent:
+                new_states |= self._silences(conn, now, silent, open_, done)
             db.save_states(conn, new_states)
             self._notify_pass(conn, done, now)
             if self.notify:  # repeats and escalations tell people things: nothing to do in replay
-                self._repeat_and_escalate(conn, now, devices)
+                self._repeat_and_escalate(conn, now)
 
-    def _repeat_and_escalate(self, conn: psycopg.Connection, now: datetime, devices: list[Device]) -> None:
-        by_ref = {d.id: d for d in devices}
+    def _rule_for(self, key: tuple[str, str], devices: Mapping[int, Device]) -> tuple[Rule | None, Device | None]:
+        """The rule of a due state as its subject sees it (a device's overrides applied)."""
+        name, subject = key
+        ref = _device_ref(subject)
+        if ref is None:
+            return self.rules.by_name.get(name), None
+        device = devices.get(ref)
+        if device is None:
+            return None, None
+        return next((r for r in self.rules.rules_for(device) if r.name == name), None), device
+
+    def _device_named(self, conn: psycopg.Connection, device_id: str | None) -> Device | None:
+        if device_id is None:
+            return None
+        return next((d for d in queries.devices(conn) if d.device_id == device_id), None)
+
+    def _sweep(self, conn: psycopg.Connection) -> None:
+        """A state (and so a due time) for every device an offline rule watches that has none yet."""
+        devices = queries.devices(conn)
+        keys = [(rule.name, subject_of(d)) for d in devices for rule in self.rules.rules_for(d)
+                if isinstance(rule, OfflineRule)]  # fmt: skip
+        stored = db.load_states(conn, keys)
+        by_subject = {subject_of(d): d for d in devices}
+        fresh: dict[tuple[str, str], tuple[dict[str, Any], datetime | None]] = {}
+        for key in keys:
+            device = by_subject[key[1]]
+            rule = next(r for r in self.rules.rules_for(device) if r.name == key[0])
+            if key in stored or device.last_seen is None or not isinstance(rule, OfflineRule):
+                continue
+            state = offline.OfflineState(device.last_seen)
+            fresh[key] = (state.to_json(), offline.due(state, rule.silent_after(device.attributes)))
+        db.save_states(conn, fresh)
+
+    def _silences(
+        self,
+        conn: psycopg.Connection,
+        now: datetime,
+        silent: list[tuple[tuple[str, str], OfflineRule, offline.OfflineState, Device]],
+        open_: Mapping[tuple[str, str], Alert],
+        done: _Pass,
+    ) -> dict[tuple[str, str], tuple[dict[str, Any], datetime | None]]:
+        """Devices whose silence is due: each is offline on its own, or one of a gateway's devices all
+        silent together (one `gateway_offline` alert; their own alerts are held back)."""
+        out: dict[tuple[str, str], tuple[dict[str, Any], datetime | None]] = {}
+        fleet: dict[tuple[str, str], tuple[OfflineRule, offline.OfflineState, Device]] | None = None
+        for key, rule, state, device in silent:
+            gw_rule = next((r for r in self.rules.rules_for(device) if isinstance(r, GatewayOfflineRule)), None)
+            if state.inhibited_by is not None and not self._gateway_open(conn, state.inhibited_by):
+                # The gateway is back and this device not yet: it gets a full silence from now.
+                state = replace(state, inhibited_by=None, counted_from=now)
+                out[key] = (state.to_json(), _due(rule, state, device))
+                continue
+            sole = state.sole_gateway(gw_rule.recent) if gw_rule is not None else None
+            if gw_rule is not None and sole is not None and not state.open:
+                if self._gateway_open(conn, sole):
+                    state = replace(state, inhibited_by=sole)
+                    out[key] = (state.to_json(), None)
+                    continue
+                if fleet is None:
+                    fleet = self._offline_fleet(conn)
+                siblings = {k: v for k, v in fleet.items() if v[1].sole_gateway(gw_rule.recent) == sole}
+                siblings[key] = (rule, state, device)
+                silences = [(st.last_seen, r.silent_after(d.attributes)) for r, st, d in siblings.values()]
+                if gateway.down(gw_rule, now, silences):
+                    self._open_gateway(conn, gw_rule, sole, now, len(siblings), done)
+                    for k, (_, st, _) in siblings.items():
+                        held = replace(st, inhibited_by=sole)
+                        out[k] = (held.to_json(), None)
+                    continue
+            decisions: list[Decision]
+            state, decisions = offline.tick(state, now, rule.silent_after(device.attributes), rule.severity)
+            alert = open_.get(key)
+            for decision in decisions:
+                alert = self._apply(conn, rule, device, key[1], alert, decision, done)
+            out[key] = (state.to_json(), _due(rule, state, device))
+        return out
+
+    def _offline_fleet(
+        self, conn: psycopg.Connection
+    ) -> dict[tuple[str, str], tuple[OfflineRule, offline.OfflineState, Device]]:
+        """Every device's offline state (the gateway judgement compares a gateway's devices)."""
+        devices = queries.devices(conn)
+        pairs = [(d, r) for d in devices for r in self.rules.rules_for(d) if isinstance(r, OfflineRule)]
+        stored = db.load_states(conn, [(r.name, subject_of(d)) for d, r in pairs])
+        out = {}
+        for d, r in pairs:
+            key = (r.name, subject_of(d))
+            if key in stored:
+                out[key] = (r, offline.OfflineState.from_json(stored[key]), d)
+        return out
+
+    def _gateway_open(self, conn: psycopg.Connection, gateway_id: str) -> bool:
+        return bool(db.open_alerts(conn, [gateway_subject(gateway_id)]))
+
+    def _open_gateway(
+        self,
+        conn: psycopg.Connection,
+        rule: GatewayOfflineRule,
+        gateway_id: str,
+        at: datetime,
+        devices: int,
+        done: _Pass,
+    ) -> None:
+        summary = f"gateway {gateway_id} down: all {devices} devices heard only through it are silent"
+        created = db.insert_alert(
+            conn,
+            {
+                "rule": rule.name,
+                "category": rule.category,
+                "severity": rule.severity,
+                "subject": gateway_subject(gateway_id),
+                "device_ref": None,
+                "device_id": None,
+                "application_id": None,
+                "kind": "gateway",
+                "state": "firing",
+                "simulated": False,
+                "late": False,
+                "opened_at": at,
+                "firing_at": at,
+                "resolved_at": None,
+                "value": float(devices),
+                "summary": summary,
+                "details": {"devices": devices},
+                "gateway_id": gateway_id,
+            },
+        )
+        if created is not None:
+            db.log(conn, created.id, ACTOR, "opened", to_state="firing", note=summary, data_time=at)
+            done.opened[created.id] = (rule, None)
+
+    def _gateway_back(self, conn: psycopg.Connection, gateway_id: str, at: datetime, done: _Pass) -> None:
+        """A device the gateway's outage held back is heard again: the gateway is back."""
+        for (name, _), alert in db.open_alerts(conn, [gateway_subject(gateway_id)]).items():
+            db.update_alert(conn, alert.id, {"state": "resolved", "resolved_at": at, "resolved_by": ACTOR})
+            db.log(conn, alert.id, ACTOR, "resolved", from_state=alert.state, to_state="resolved",
+                   note="its devices are heard again", data_time=at)  # fmt: skip
+            rule = self.rules.by_name.get(name)
+            if rule is not None:
+                done.resolved[alert.id] = (rule, None)
+        db.release_inhibited(conn, gateway_id, at)
+
+    def _repeat_and_escalate(self, conn: psycopg.Connection, now: datetime) -> None:
+        alerts = list(db.open_alerts(conn).values())
+        by_ref = db.devices_by_ref(conn, sorted({a.device_ref for a in alerts if a.device_ref is not None}))
         silences = db.active_silences(conn, now)
-        for alert in db.open_alerts(conn).values():
+        for alert in alerts:
             if alert.state == "pending" or alert.late or alert.simulated:
                 continue
             rule = self.rules.by_name.get(alert.rule)
@@ -456,6 +643,8 @@ class Engine:
         now: datetime | None = None,
     ) -> None:
         now = now or self.clock()
+        if not rule.page:  # recorded, scored, shown: never sent (anomaly records)
+            return
         number = alert.notifications + 1
         payload = notification_payload(alert, device, event, number)
         rows: list[OutboxEntry] = []
@@ -536,22 +725,28 @@ def _state(rule: Rule, stored: dict[str, Any] | None, alert: Alert | None) -> An
     if isinstance(rule, OfflineRule):
         off = offline.OfflineState.from_json(data)
         resolved_by_hand = off.open and alert is None
-        return offline.OfflineState(off.last_seen, alert is not None, off.rearm or resolved_by_hand)
-    cond = ConditionState.from_json(data)
-    if alert is None and cond.alert is not None:
-        return ConditionState(last=cond.last, value=cond.value)  # a person resolved it: start afresh
-    if alert is not None and cond.alert is None:  # opened by another path (a restart mid-pass cannot: one tx)
-        state = "pending" if alert.state == "pending" else "firing"
-        return ConditionState(cond.level, cond.since, state, alert.severity, cond.clear_since, cond.last, cond.value)  # type: ignore[arg-type]
-    return cond
+        return replace(off, open=alert is not None, rearm=off.rearm or resolved_by_hand)
+    if isinstance(rule, ThresholdRule | BatteryRule):
+        cond = ConditionState.from_json(data)
+        if alert is None and cond.alert is not None:
+            return ConditionState(last=cond.last, value=cond.value)  # a person resolved it: start afresh
+        if alert is not None and cond.alert is None:  # opened by another path (a restart mid-pass cannot: one tx)
+            state: AlertState = "pending" if alert.state == "pending" else "firing"
+            severity = cast(Severity, alert.severity)
+            return ConditionState(cond.level, cond.since, state, severity, cond.clear_since, cond.last, cond.value)
+        return cond
+    if isinstance(rule, GatewayOfflineRule):
+        return None
+    learned = _DETECTORS[type(rule)][0].from_json(data)
+    if learned.open != (alert is not None):  # a person resolved it, or it was opened elsewhere
+        learned = replace(learned, open=alert is not None)
+    return learned
 
 
-def _observe(
-    rule: Rule, state: Any, device: Device, time: datetime, item: Reading | Event | datetime
-) -> tuple[Any, list[Decision]]:
+def _observe(rule: Rule, state: Any, device: Device, time: datetime, item: Observation) -> tuple[Any, list[Decision]]:
     if isinstance(rule, ThresholdRule):
         if isinstance(item, Reading):
-            return levels.threshold(rule, state, time, metric_value(rule, device, item))
+            return levels.threshold(rule, state, time, metric_value(rule.metric, device, item))
         return state, []
     if isinstance(rule, BatteryRule):
         if isinstance(item, Reading):
@@ -561,6 +756,113 @@ def _observe(
         if isinstance(item, Event):
             return device_alarm.evaluate(rule, state, time, item.kind, item.attrs)
         return state, []
-    if isinstance(item, datetime):  # OfflineRule: an uplink was seen
-        return offline.seen(state, item)
-    return state, []
+    if isinstance(rule, OfflineRule):
+        if isinstance(item, Seen):
+            return offline.seen(state, item.at, item.gateways)
+        return state, []
+    if not isinstance(item, Reading) or isinstance(rule, GatewayOfflineRule):
+        return state, []
+    if isinstance(rule, WelfareRule):
+        return welfare.observe(rule, state, room_obs(device, item))
+    if isinstance(rule, AnomalyRule):
+        return anomaly.observe(rule, state, time, metric_value(rule.metric, device, item))
+    obs = level_obs(device, item)
+    if isinstance(rule, FloodRule):
+        return flood.observe(rule, state, obs)
+    if isinstance(rule, SensorFaultRule):
+        return sensor_fault.observe(rule, state, obs)
+    if isinstance(rule, BlockageRule):
+        return blockage.observe(rule, state, obs)
+    return silt.observe(rule, state, obs)
+
+
+def _tick(rule: Rule, state: Any, now: datetime, device: Device | None) -> tuple[Any, list[Decision]]:
+    """The clock's decision for one due state (offline and gateways are judged together elsewhere)."""
+    if isinstance(rule, ThresholdRule | BatteryRule):
+        return condition_tick(state, now, for_=rule.for_, keep_firing_for=rule.keep_firing_for)
+    if isinstance(rule, DeviceAlarmRule | OfflineRule | GatewayOfflineRule):
+        return state, []
+    decided: tuple[Any, list[Decision]] = _DETECTORS[type(rule)][1](rule, state, now)
+    return decided
+
+
+def _due(rule: Rule, state: Any, device: Device | None) -> datetime | None:
+    """When the clock next has something to decide for this state (None: only data can change it)."""
+    if isinstance(rule, ThresholdRule | BatteryRule):
+        cond: ConditionState = state
+        if cond.alert == "pending" and cond.since is not None:
+            return cond.since + rule.for_
+        if cond.alert == "firing" and cond.clear_since is not None:
+            return cond.clear_since + rule.keep_firing_for
+        return None
+    if isinstance(rule, OfflineRule):
+        return offline.due(state, rule.silent_after(device.attributes if device else {}))
+    if isinstance(rule, DeviceAlarmRule | GatewayOfflineRule):
+        return None
+    at: datetime | None = _DETECTORS[type(rule)][2](rule, state)
+    return at
+
+
+#: The learned detectors' (state class, tick, due), by rule model.
+_DETECTORS: dict[type, tuple[Any, Callable[..., tuple[Any, list[Decision]]], Callable[..., datetime | None]]] = {
+    FloodRule: (flood.FloodState, flood.tick, flood.due),
+    SensorFaultRule: (sensor_fault.FaultState, sensor_fault.tick, sensor_fault.due),
+    BlockageRule: (blockage.BlockageState, blockage.tick, blockage.due),
+    SiltRule: (silt.SiltState, silt.tick, silt.due),
+    WelfareRule: (welfare.WelfareState, welfare.tick, welfare.due),
+    AnomalyRule: (anomaly.AnomalyState, anomaly.tick, anomaly.due),
+}
+
+
+def level_obs(device: Device, reading: Reading) -> LevelObs:
+    """A gully reading in the terms the flood physics reason in."""
+    valid = reading.distance_valid is not False and reading.distance_mm is not None
+    level = water_level_mm(reading.distance_mm, device.sensor_height_mm) if valid else None
+    excess = level - device.outlet_invert_mm if level is not None and device.outlet_invert_mm is not None else None
+    pct = gully_fill_pct(reading.distance_mm, device.sensor_height_mm, device.outlet_invert_mm) if valid else None
+    return LevelObs(reading.time, reading.distance_mm, reading.distance_valid, level, excess, pct, reading.tilted)
+
+
+def room_obs(device: Device, reading: Reading) -> RoomObs:
+    """A care sensor's reading as evidence of where the resident is and whether they move."""
+    return RoomObs(
+        reading.time,
+        device.device_id,
+        device.care_room,
+        motion=reading.motion,
+        motion_count=reading.motion_count,
+        occupied=reading.occupied,
+        in_bed=reading.in_bed,
+        lying_down=reading.lying_down,
+    )
+
+
+def subject_for(rule: Rule, device: Device) -> str | None:
+    """What a rule judges for a device's observations: the device, or for welfare its flat (None: the
+    rule judges nothing per observation, or the device belongs to no flat)."""
+    if isinstance(rule, WelfareRule):
+        return f"flat:{device.care_group}" if device.care_group else None
+    if isinstance(rule, GatewayOfflineRule):
+        return None
+    return subject_of(device)
+
+
+def gateway_subject(gateway_id: str) -> str:
+    return f"gateway:{gateway_id}"
+
+
+def _device_ref(subject: str) -> int | None:
+    kind, _, rest = subject.partition(":")
+    ref = rest.split(":", 1)[0]
+    return int(ref) if kind == "device" and ref.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A device's newest uplink in a batch, and the gateways that carried its uplinks."""
+
+    at: datetime
+    gateways: tuple[str, ...] = ()
+
+
+Observation = Reading | Event | Seen

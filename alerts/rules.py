@@ -67,8 +67,10 @@ __all__ = [
     "METRICS",
     "RULE_TYPES",
     "SEVERITIES",
+    "AnomalyRule",
     "AppliesTo",
     "BatteryRule",
+    "BlockageRule",
     "Category",
     "Delivery",
     "DeviceAlarmRule",
@@ -76,15 +78,20 @@ __all__ = [
     "DeviceRef",
     "Email",
     "Escalation",
+    "FloodRule",
+    "GatewayOfflineRule",
     "Level",
     "OfflineRule",
     "Route",
     "Rule",
     "RuleSet",
     "RulesError",
+    "SensorFaultRule",
     "Severity",
+    "SiltRule",
     "ThresholdRule",
     "Webhook",
+    "WelfareRule",
     "describe",
     "format_duration",
     "load_rules",
@@ -306,6 +313,14 @@ RouteRefs = Annotated[tuple[Name, ...], BeforeValidator(_one_or_many), Field(min
 AttrValues = Annotated[tuple[str | int, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
 
 
+def _known_metric(value: str) -> str:
+    if value not in METRICS:
+        close = difflib.get_close_matches(value, METRICS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown metric {value!r} ({hint}one of: {', '.join(METRICS)})")
+    return value
+
+
 class RuleFieldError(ValueError):
     """A cross-field check that fails because of one key: `path` (relative to the model) names it, so
     the message points at that key's line rather than at the start of the rule."""
@@ -501,6 +516,8 @@ class _Rule(_Model):
     #: simulated but notifies no one (a simulated alert never reaches a real channel); `ignore` does not
     #: evaluate them.
     simulated: Literal["record", "ignore"] = "record"
+    #: `false`: the rule's alerts are recorded (and scored) but notify nobody (anomaly records).
+    page: Flag = True
 
     @model_validator(mode="after")
     def _routing(self) -> _Rule:
@@ -575,11 +592,7 @@ class ThresholdRule(_Rule):
     @field_validator("metric")
     @classmethod
     def _metric(cls, value: str) -> str:
-        if value not in METRICS:
-            close = difflib.get_close_matches(value, METRICS, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"unknown metric {value!r} ({hint}one of: {', '.join(METRICS)})")
-        return value
+        return _known_metric(value)
 
     @model_validator(mode="after")
     def _levels(self) -> ThresholdRule:
@@ -831,10 +844,212 @@ class BatteryRule(_Rule):
         return any(value is not None and edge is not None and value >= edge for value, edge in checks)
 
 
-Rule: TypeAlias = ThresholdRule | DeviceAlarmRule | OfflineRule | BatteryRule
+class FloodRule(_Rule):
+    """Gully flood physics (docs/detection.md): fill % from the gully's geometry, past a warning and/or
+    critical level, confirmed by `confirm` consecutive readings in the level, so one bad echo never
+    opens a flood. A reading that implies the water moved faster than `max_gradient_mm_per_min`
+    (FloodNet rejects about 254 mm/min) is not water and is skipped, as is a single-point spike (one
+    reading far from both neighbours, which agree). A step from rest straight onto a dead-flat plateau
+    (a parked vehicle over the grate) confirms nothing until the surface moves as water does. After the
+    water drops below the level (less `hysteresis`) the alert holds for `keep_firing_for`."""
+
+    allowed_categories: ClassVar[tuple[str, ...] | None] = ("flood",)
+
+    type: Literal["flood"]
+    warning: Level | None = None
+    critical: Level | None = None
+    hysteresis: Annotated[Number, Field(ge=0)] = 5.0
+    confirm: Count = 2
+    max_gradient_mm_per_min: Annotated[Number, Field(gt=0)] = 254.0
+    spike_mm: Annotated[Number, Field(gt=0)] = 100.0
+    rest_pct: Annotated[Number, Field(ge=0, le=100)] = 10.0
+    plateau_mm: Annotated[Number, Field(ge=0)] = 3.0
+    keep_firing_for: Duration = timedelta(minutes=30)
+
+    @model_validator(mode="after")
+    def _levels(self) -> FloodRule:
+        levels = [(k, v) for k, v in (("warning", self.warning), ("critical", self.critical)) if v is not None]
+        if not levels:
+            raise ValueError("a flood rule needs a warning or a critical level (or both)")
+        for key, level in levels:
+            if level.above is None:
+                raise RuleFieldError((key,), "a flood level is `above: <fill %>`")
+            if not 0 <= level.value <= 100:
+                raise RuleFieldError((key, "above"), "fill_pct is a percentage: 0 to 100")
+        if self.warning is not None and self.critical is not None and self.critical.value <= self.warning.value:
+            raise RuleFieldError(("warning",), "the warning level must be below the critical level")
+        return self
+
+    def levels(self) -> tuple[tuple[Severity, float], ...]:
+        """(severity, fill %) from the least severe level to the most."""
+        out: list[tuple[Severity, float]] = []
+        if self.warning is not None:
+            out.append(("warning", self.warning.value))
+        if self.critical is not None:
+            out.append(("critical", self.critical.value))
+        return tuple(out)
+
+
+class SensorFaultRule(_Rule):
+    """A level sensor not measuring water (docs/detection.md): no echo for `no_echo_for`; tilted in
+    `tilt_readings` readings running; the same distance for far longer than this device has ever
+    repeated one (`stuck_factor` x its longest run, at least `stuck_min_for`); `spikes` single-point
+    spikes within `spike_window`; a step from rest onto a dead-flat plateau lasting `obstruction_for`
+    (something over the grate). One alert per device, with the reason; it resolves once the sensor has
+    read normally for `clear_after`."""
+
+    allowed_categories: ClassVar[tuple[str, ...] | None] = ("sensor_fault",)
+
+    type: Literal["sensor_fault"]
+    no_echo_for: PositiveDuration = timedelta(hours=1)
+    tilt_readings: Count = 2
+    stuck_min_for: PositiveDuration = timedelta(hours=4)
+    stuck_factor: Annotated[Number, Field(ge=1)] = 3.0
+    spikes: Count = 3
+    spike_window: PositiveDuration = timedelta(hours=24)
+    spike_mm: Annotated[Number, Field(gt=0)] = 100.0
+    max_gradient_mm_per_min: Annotated[Number, Field(gt=0)] = 254.0
+    obstruction_for: PositiveDuration = timedelta(minutes=45)
+    rest_pct: Annotated[Number, Field(ge=0, le=100)] = 10.0
+    plateau_mm: Annotated[Number, Field(ge=0)] = 3.0
+    clear_after: PositiveDuration = timedelta(hours=1)
+    severity: Severity = "warning"
+
+
+class BlockageRule(_Rule):
+    """ "Not draining": a storm's recession much slower than this gully's own drain time. The drain time
+    (the e-folding time of the water above the outlet invert) is learned per gully from its earlier
+    recessions and stored; until `learn_from` recessions are known, `cold_start_drain_time` stands in
+    for it. A recession whose fitted time is over `factor` x the learned one, over at least
+    `min_points` readings spanning `min_span`, opens the alert; a later normal recession resolves it."""
+
+    allowed_categories: ClassVar[tuple[str, ...] | None] = ("blockage",)
+
+    type: Literal["blockage"]
+    factor: Annotated[Number, Field(gt=1)] = 4.0
+    min_peak_mm: Annotated[Number, Field(gt=0)] = 40.0
+    floor_mm: Annotated[Number, Field(gt=0)] = 10.0
+    min_points: Count = 3
+    min_span: PositiveDuration = timedelta(minutes=30)
+    learn_from: Count = 2
+    cold_start_drain_time: PositiveDuration = timedelta(hours=2)
+    severity: Severity = "warning"
+
+
+class SiltRule(_Rule):
+    """Silt creep: the dry-weather level drifting up over days. Each day's dry level (a low quantile of
+    the day's readings) is kept per gully; a robust (Theil-Sen) slope over the last `window` days of at
+    least `min_mm_per_day`, with the level at least `min_rise_mm` above the gully's learned clean
+    level, opens the alert; a cleanse (the dry level back within `min_rise_mm / 2`) resolves it."""
+
+    allowed_categories: ClassVar[tuple[str, ...] | None] = ("silt",)
+
+    type: Literal["silt"]
+    window: PositiveDuration = timedelta(days=7)
+    min_days: Count = 4
+    min_mm_per_day: Annotated[Number, Field(gt=0)] = 2.0
+    min_rise_mm: Annotated[Number, Field(gt=0)] = 25.0
+    quantile: Annotated[Number, Field(gt=0, lt=1)] = 0.1
+    severity: Severity = "info"
+
+
+class GatewayOfflineRule(_Rule):
+    """A gateway down: every device recently heard only through it (at least `min_devices`) silent
+    together, each for at least `silent_fraction` of its offline rule's silence. One alert for the
+    gateway; the device `offline` alerts it explains are held back; the gateway's devices being heard
+    again resolves it."""
+
+    allowed_categories: ClassVar[tuple[str, ...] | None] = ("gateway_offline",)
+
+    type: Literal["gateway_offline"]
+    min_devices: Count = 2
+    recent: PositiveDuration = timedelta(hours=24)
+    silent_fraction: Annotated[Number, Field(gt=0, le=1)] = 0.6
+    severity: Severity = "warning"
+
+
+class WelfareRule(_Rule):
+    """Welfare for one flat (`care_group`), learned from the flat's own sensors (docs/detection.md).
+
+    `watch: inactivity`: no activity during the day (`day` hours) for `factor` x the longest quiet
+    spell usual at that hour (at least `min_for`); `bathroom_dwell`: the bathroom occupied `factor` x
+    longer than the flat's usual longest visit (at least `min_for`); `night_activity`: activity outside
+    the bedroom and bathroom at night (`night` hours) in `window`, `factor` x the flat's usual (at
+    least `min_events`). Until `learn_days` days are known, the minimums alone apply."""
+
+    allowed_categories: ClassVar[tuple[str, ...] | None] = ("inactivity", "bathroom_dwell", "night_activity")
+
+    type: Literal["welfare"]
+    watch: Literal["inactivity", "bathroom_dwell", "night_activity"]
+    factor: Annotated[Number, Field(gt=1)] = 2.0
+    min_for: PositiveDuration = timedelta(hours=2)
+    min_events: Count = 4
+    window: PositiveDuration = timedelta(minutes=30)
+    day: tuple[Annotated[int, Field(ge=0, le=24)], Annotated[int, Field(ge=0, le=24)]] = (8, 21)
+    night: tuple[Annotated[int, Field(ge=0, le=24)], Annotated[int, Field(ge=0, le=24)]] = (0, 5)
+    learn_days: Count = 3
+    severity: Severity = "warning"
+
+    @model_validator(mode="after")
+    def _watch(self) -> WelfareRule:
+        if self.category != self.watch:
+            raise RuleFieldError(("category",), f"a welfare rule watching {self.watch} has category {self.watch}")
+        return self
+
+
+class AnomalyRule(_Rule):
+    """A reading far outside the device's own normal: a streaming median and MAD of `metric` (and of
+    its rate of change), learned online per device and stored. A value more than `k` robust standard
+    deviations (1.4826 x MAD, at least `min_scale`) from the median opens a record. By default it
+    pages nobody (`page: false`): it is for the record and for tuning."""
+
+    allowed_categories: ClassVar[tuple[str, ...] | None] = ("anomaly",)
+
+    type: Literal["anomaly"]
+    metric: str
+    k: Annotated[Number, Field(gt=0)] = 8.0
+    min_scale: Annotated[Number, Field(gt=0)] = 5.0
+    rate: Flag = True
+    learn_readings: Count = 96
+    clear_after: PositiveDuration = timedelta(hours=1)
+    severity: Severity = "info"
+
+    page: Flag = False
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        return _known_metric(value)
+
+
+Rule: TypeAlias = (
+    ThresholdRule
+    | DeviceAlarmRule
+    | OfflineRule
+    | BatteryRule
+    | FloodRule
+    | SensorFaultRule
+    | BlockageRule
+    | SiltRule
+    | GatewayOfflineRule
+    | WelfareRule
+    | AnomalyRule
+)
 #: `type:` -> model. The evaluators dispatch on the model's class.
-RULE_TYPES: Mapping[str, type[ThresholdRule | DeviceAlarmRule | OfflineRule | BatteryRule]] = MappingProxyType(
-    {"threshold": ThresholdRule, "device_alarm": DeviceAlarmRule, "offline": OfflineRule, "battery": BatteryRule}
+RULE_TYPES: Mapping[str, type[Rule]] = MappingProxyType(
+    {
+        "threshold": ThresholdRule,
+        "device_alarm": DeviceAlarmRule,
+        "offline": OfflineRule,
+        "battery": BatteryRule,
+        "flood": FloodRule,
+        "sensor_fault": SensorFaultRule,
+        "blockage": BlockageRule,
+        "silt": SiltRule,
+        "gateway_offline": GatewayOfflineRule,
+        "welfare": WelfareRule,
+        "anomaly": AnomalyRule,
+    }
 )
 
 # --- the rule set -----------------------------------------------------------------------------------
@@ -1337,10 +1552,19 @@ def describe(rule: Rule) -> str:
         parts.append(f"{rule.severity}: {rule.event} event{' ' + match if match else ''}")
     elif isinstance(rule, OfflineRule):
         parts.append(f"{rule.severity}: {rule.missed} x {format_duration(rule.expected_interval)} without an uplink")
-    else:
+    elif isinstance(rule, BatteryRule):
         limits = [f"{v:g} V" for v in (rule.below_v,) if v is not None]
         limits += [f"{p:g} %" for p in (rule.below_pct,) if p is not None]
         parts.append(f"{rule.severity}: battery below {' or '.join(limits)}")
+    elif isinstance(rule, FloodRule):
+        levels = ", ".join(f"{sev} above {value:g}%" for sev, value in rule.levels())
+        parts.append(f"fill_pct: {levels}, {rule.confirm} readings running")
+    elif isinstance(rule, WelfareRule):
+        parts.append(f"{rule.severity}: {rule.watch}, learned per flat (at least {format_duration(rule.min_for)})")
+    elif isinstance(rule, AnomalyRule):
+        parts.append(f"{rule.severity}: {rule.metric} beyond {rule.k:g} robust sd of the device's normal")
+    else:
+        parts.append(f"{rule.severity}: {(rule.__doc__ or '').split(':')[0].strip().splitlines()[0]}")
     parts.append(f"-> {', '.join(rule.route)}")
     if rule.repeat_every:
         parts.append(f"repeat {format_duration(rule.repeat_every)}")

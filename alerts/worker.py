@@ -12,7 +12,9 @@ they had not committed is simply done again by the next worker.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -102,6 +104,10 @@ class AlertWorker:
             waker.close()
 
 
+#: Seconds between the clock's sweeps for devices without an offline state.
+SWEEP_S = 300.0
+
+
 class _Ticker:
     """The clock job: one connection of its own, reopened after an error."""
 
@@ -109,12 +115,18 @@ class _Ticker:
         self.database_url = database_url
         self.engine = engine
         self.conn: psycopg.Connection | None = None
+        self.swept_at = -math.inf
 
     def __call__(self) -> None:
         try:
             if self.conn is None or self.conn.closed:
                 self.conn = psycopg.connect(self.database_url)
-            self.engine.tick(self.conn)
+            # The sweep (devices the engine has never evaluated) at start and then every few minutes:
+            # a device registered but never heard, or heard before the engine ran, still goes offline.
+            sweep = time.monotonic() - self.swept_at >= SWEEP_S
+            self.engine.tick(self.conn, sweep=sweep)
+            if sweep:
+                self.swept_at = time.monotonic()
         except Exception:  # the next tick tries again; nothing half-done was committed
             log.exception("alert_clock_pass_failed")
             self.close()

@@ -3,9 +3,10 @@
 The same pieces as live, wired in one process and one connection: the ingest `Processor` (decoding,
 normalisation, validation), the `IngestWriter` (natural keys, the change feed) and the alert `Engine`
 (evaluators, lifecycle, outbox). What differs is only the clock: it is the data's. Messages are taken
-in time order in batches; after each batch the engine drains the change feed, then the clock passes
-run at every `tick` of data time up to the batch's end, so a rule that needs no new data (offline,
-`for`, `keep_firing_for`) fires at the data time it would have fired live. Nothing is delivered: the
+in time order in batches; after each batch the engine drains the change feed, and a clock pass runs at
+each data time some rule state is due (the engine keeps each state's due time), so a rule that needs
+no new data (offline, `for`, `keep_firing_for`, a welfare spell) fires at the data time it would have
+fired live, and the clock costs nothing while nothing is due. Nothing is delivered: the
 scratch database's outbox simply fills.
 """
 
@@ -28,8 +29,22 @@ from store.writer import IngestWriter, device_models
 
 #: Messages per batch (one writer transaction, then one engine pass).
 BATCH = 2000
-#: Data time between clock passes.
-TICK = timedelta(minutes=1)
+#: The longest data time one batch may span, whatever the rules.
+MAX_SPAN = timedelta(minutes=15)
+MIN_SPAN = timedelta(minutes=1)
+
+
+def horizon(rules: RuleSet) -> timedelta:
+    """The shortest data time after an observation in which any rule could come due on the clock
+    (a `for`, a silence, a welfare window), within [MIN_SPAN, MAX_SPAN]: a batch no longer than this
+    cannot hold a reading after a moment the clock should have judged."""
+    spans = [MAX_SPAN]
+    for rule in rules.rules:
+        for name in ("for_", "keep_firing_for", "window", "min_for", "expected_interval"):
+            value = getattr(rule, name, None)
+            if isinstance(value, timedelta) and value > timedelta(0):
+                spans.append(value)
+    return max(MIN_SPAN, min(spans))
 
 
 @dataclass
@@ -60,7 +75,7 @@ def replay(
     rules: RuleSet,
     *,
     batch: int = BATCH,
-    tick: timedelta = TICK,
+    tick: timedelta | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ScoreRun:
     """Feed `messages` (in time order) through ingest and the alert engine on `conn` (a scratch,
@@ -73,7 +88,6 @@ def replay(
     clock = ReplayClock()
     engine = Engine(rules, clock, notify=False)
     run = ScoreRun()
-    next_tick: datetime | None = None
     pending: list[Message] = []
 
     def flush() -> None:
@@ -104,27 +118,34 @@ def replay(
             progress(len(pending))
         pending.clear()
 
+    span = horizon(rules) if tick is None else tick
+    batch_start: datetime | None = None
+    due = engine.next_due(conn)
     for message in messages:
         at = _time(message)
         if run.first is None:
             run.first = at
-            next_tick = at + tick
-        assert next_tick is not None
-        # Everything before a tick is written and evaluated before the clock pass at that tick runs, so
-        # the clock never judges a device silent whose uplink is still waiting in this batch.
-        while at >= next_tick:
+        # Everything before a clock pass is written and evaluated first, so the clock never judges a
+        # device silent whose uplink is still waiting in this batch; and no batch spans more than the
+        # shortest time in which a rule can come due, so nothing in it could have been due meanwhile.
+        if pending and (len(pending) >= batch or (batch_start is not None and at - batch_start >= span)):
             flush()
-            clock.now = next_tick
-            engine.tick(conn, next_tick)
-            next_tick += tick
+            due = engine.next_due(conn)
+        while due is not None and due < at:
+            flush()
+            clock.now = max(clock.now, due)
+            engine.tick(conn, due)
+            due = engine.next_due(conn)
+        if not pending:
+            batch_start = at
         pending.append(message)
         run.last = at
-        if len(pending) >= batch:
-            flush()
     flush()
-    if run.last is not None:  # a last clock pass at the last message's time
-        clock.now = max(clock.now, run.last)
-        engine.tick(conn, clock.now)
+    due = engine.next_due(conn)
+    while run.last is not None and due is not None and due <= run.last:  # what came due by the last message
+        clock.now = max(clock.now, due)
+        engine.tick(conn, due)
+        due = engine.next_due(conn)
     run.alerts = sorted(db.list_alerts(conn, open_only=False, limit=10_000_000), key=lambda a: (a.opened_at, a.id))
     run.seconds = time.perf_counter() - started
     return run

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from simulators import fleet, hydrology, payloads
 from simulators.hydrology import DAY, HOUR, GullyGeometry, Pot, Storm, Window
@@ -58,6 +58,8 @@ class GullyParams:
     gateway_outages: int = 0  # in the whole run
     battery_decay: float = 0.0  # fraction of devices whose battery runs low during the run
     rejoins_per_week: float = 0.0
+    #: a device goes quiet on its own (power, damage, a lid left over it) for 3 to 36 hours
+    silences_per_week: float = 0.0
     interval_s: float = 900.0
     alarm_interval_s: float = 300.0
     alarm_excess_mm: float = 150.0  # water this far over the invert makes devices report faster
@@ -86,6 +88,7 @@ class Site:
     rejoins: list[float]
     f_cnt0: int
     phase: float
+    silences: list[Window] = field(default_factory=list)
 
 
 def build(config: RunConfig, params: GullyParams, scenario: str) -> Simulation:
@@ -127,6 +130,7 @@ def build(config: RunConfig, params: GullyParams, scenario: str) -> Simulation:
             profiles=profiles,
         )
         site = _site(drng, config, params, device, storms, labels)
+        site.silences = _silences(config.rng("silence", device_id), config, params, device, labels)
         sim.devices.append(device)
         sim.placements.append(_placement(device, position, site.pot.geometry))
         tx = Transmitter(device, drng, loss=config.loss, outages=outages, f_cnt=site.f_cnt0)
@@ -300,6 +304,22 @@ def _faults(
     return sorted(faults, key=lambda f: f.start)
 
 
+def _silences(
+    rng: random.Random, config: RunConfig, params: GullyParams, device: Device, labels: list[Label]
+) -> list[Window]:
+    """Windows in which the device itself sends nothing (its own generator: the rest of the plan is the
+    same with or without them). Labelled `offline`."""
+    out: list[Window] = []
+    for _ in range(_poisson(rng, params.silences_per_week * config.duration / (7 * DAY))):
+        start = rng.uniform(config.start + 6 * HOUR, config.end - 6 * HOUR)
+        end = min(start + rng.uniform(3.0, 36.0) * HOUR, config.end)
+        if any(start < w.end + HOUR and w.start < end + HOUR for w in out):
+            continue
+        out.append(Window(start, end))
+        labels.append(Label("offline", device.device_id, start, end))
+    return sorted(out, key=lambda w: w.start)
+
+
 def _outage_labels(device: Device, outages: Outages) -> list[Label]:
     """An outage silences a device when every gateway that hears it is down."""
     ids = {link.gateway.gateway_id for link in device.links}
@@ -334,7 +354,14 @@ def _stream(
     silent_since: float | None = None
     t = config.start + site.phase
     device_id = site.device.device_id
+    silences = list(site.silences)
     while t < config.end:
+        while silences and silences[0].end <= t:
+            silences.pop(0)
+        if silences and silences[0].start <= t:
+            silent_since = t if silent_since is None else silent_since
+            t += params.interval_s + rng.uniform(-15.0, 15.0)
+            continue
         if not tx.heard(t):
             silent_since = t if silent_since is None else silent_since
         elif silent_since is not None:

@@ -62,7 +62,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         _gully(
             "gully-mixed",
-            "everything at once: storms, blockages, silt, faults, outages, low batteries, re-joins",
+            "everything at once: storms, blockages, silt, faults, outages, devices gone quiet, low batteries, re-joins",
             gully.GullyParams(
                 storms_per_week=2.0,
                 blockages=0.1,
@@ -71,6 +71,7 @@ SCENARIOS: dict[str, Scenario] = {
                 gateway_outages=1,
                 battery_decay=0.05,
                 rejoins_per_week=0.05,
+                silences_per_week=0.02,
             ),
         ),
         _care(

@@ -120,15 +120,42 @@ def all_states(conn: psycopg.Connection, rules: Sequence[str]) -> dict[tuple[str
     return {(rule, subject): state for rule, subject, state in rows}
 
 
-def save_states(conn: psycopg.Connection, states: Mapping[tuple[str, str], dict[str, Any]]) -> None:
+def save_states(
+    conn: psycopg.Connection, states: Mapping[tuple[str, str], tuple[dict[str, Any], datetime | None]]
+) -> None:
+    """(rule, subject) -> (state, due_at): `due_at` is when the clock next has something to decide for
+    it (None: only new data can change it)."""
     if not states:
         return
     keys = sorted(states)
     conn.execute(
-        "INSERT INTO rule_state (rule, subject, state) "
-        "SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[]) "
-        "ON CONFLICT (rule, subject) DO UPDATE SET state = excluded.state, updated_at = now()",
-        ([k[0] for k in keys], [k[1] for k in keys], [Jsonb(states[k]) for k in keys]),
+        "INSERT INTO rule_state (rule, subject, state, due_at) "
+        "SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::timestamptz[]) "
+        "ON CONFLICT (rule, subject) DO UPDATE SET state = excluded.state, due_at = excluded.due_at, "
+        "updated_at = now()",
+        ([k[0] for k in keys], [k[1] for k in keys], [Jsonb(states[k][0]) for k in keys], [states[k][1] for k in keys]),
+    )
+
+
+def due_states(conn: psycopg.Connection, now: datetime) -> dict[tuple[str, str], dict[str, Any]]:
+    """The states the clock has something to decide for at `now`, locked (the clock's pass)."""
+    rows = conn.execute(
+        "SELECT rule, subject, state FROM rule_state WHERE due_at <= %s ORDER BY rule, subject FOR UPDATE", (now,)
+    ).fetchall()
+    return {(rule, subject): state for rule, subject, state in rows}
+
+
+def next_due(conn: psycopg.Connection) -> datetime | None:
+    """The earliest due time of any state (None: nothing is waiting on the clock)."""
+    row = conn.execute("SELECT min(due_at) FROM rule_state").fetchone()
+    return row[0] if row else None
+
+
+def release_inhibited(conn: psycopg.Connection, gateway_id: str, at: datetime) -> None:
+    """Devices held back by this gateway's outage are judged again by the clock from `at`."""
+    conn.execute(
+        "UPDATE rule_state SET due_at = %s WHERE state->>'inhibited_by' = %s AND subject LIKE 'device:%%'",
+        (at, gateway_id),
     )
 
 
@@ -193,6 +220,7 @@ __all__ = [
     "alert_log",
     "all_states",
     "devices_by_ref",
+    "due_states",
     "expire_silence",
     "get_alert",
     "insert_alert",
@@ -200,7 +228,9 @@ __all__ = [
     "list_silences",
     "load_states",
     "log",
+    "next_due",
     "open_alerts",
+    "release_inhibited",
     "save_states",
     "update_alert",
 ]

@@ -25,7 +25,7 @@ from store.writer import CHANNEL
 
 _CHANGES = """
 SELECT id, committed_at, uplinks, readings, events, reading_devices, reading_times, event_devices, event_times,
-       event_kinds, event_keys, seen_devices, seen_times, simulated_uplinks
+       event_kinds, event_keys, seen_devices, seen_times, simulated_uplinks, seen_gateways
 FROM changes WHERE id > %s ORDER BY id LIMIT %s"""
 _READINGS = sql.SQL("""
 SELECT r.device_ref, d.device_id, d.application_id, r.time, {cols}
@@ -65,6 +65,7 @@ def _change(row: Sequence[Any]) -> Change:
         event_keys=list(zip(row[7], row[8], row[9], row[10], strict=True)),
         seen=list(zip(row[11], row[12], strict=True)),
         simulated_uplinks=list(row[13]),
+        seen_gateways=[tuple(g for g in text.split(",") if g) for text in row[14]] or [()] * len(row[11]),
     )
 
 

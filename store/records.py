@@ -291,6 +291,8 @@ class Change:
     seen: list[tuple[int, datetime]]
     #: uplink keys of the batch's simulated uplinks (their readings/events: simulated_readings/_events)
     simulated_uplinks: list[str] = field(default_factory=list)
+    #: for each `seen` entry, the gateways that carried the device's uplinks in the batch
+    seen_gateways: list[tuple[str, ...]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,9 +262,9 @@ ON CONFLICT (key) DO UPDATE SET
 _CHANGE = """
 WITH head AS (UPDATE feed_head SET id = id + 1 RETURNING id), change AS (
 INSERT INTO changes (id, uplinks, readings, events, reading_devices, reading_times, event_devices, event_times,
-                     event_kinds, event_keys, seen_devices, seen_times, simulated_uplinks)
+                     event_kinds, event_keys, seen_devices, seen_times, seen_gateways, simulated_uplinks)
 SELECT head.id, %s, %s, %s, coalesce(r.d, '{}'), coalesce(r.t, '{}'), coalesce(e.d, '{}'), coalesce(e.t, '{}'),
-       coalesce(e.k, '{}'), coalesce(e.ek, '{}'), %b::integer[], %b::timestamptz[], %b::text[]
+       coalesce(e.k, '{}'), coalesce(e.ek, '{}'), %b::integer[], %b::timestamptz[], %b::text[], %b::text[]
 FROM head,
      LATERAL (SELECT array_agg(device_ref ORDER BY device_ref, time) AS d,
                      array_agg(time ORDER BY device_ref, time) AS t FROM fresh_readings) r,
@@ -379,10 +379,14 @@ class IngestWriter:
         cur = self.conn.cursor()
         if fresh:
             seen: dict[int, datetime] = {}
+            via: dict[int, set[str]] = {}
             for r in fresh:
                 ref = refs.get((r.device.application_id, r.device.device_id))
-                if ref is not None and (ref not in seen or r.device.time > seen[ref]):
-                    seen[ref] = r.device.time
+                if ref is not None:
+                    if ref not in seen or r.device.time > seen[ref]:
+                        seen[ref] = r.device.time
+                    if r.gateways:
+                        via.setdefault(ref, set()).update(g.gateway_id for g in r.gateways)
             # %b: the arrays go in binary, which is several times cheaper to build than their text form.
             row = cur.execute(
                 _CHANGE,
@@ -392,6 +396,7 @@ class IngestWriter:
                     result.events,
                     list(seen),
                     list(seen.values()),
+                    [",".join(sorted(via.get(ref, ()))) for ref in seen],
                     result.simulated_keys,
                     CHANNEL,
                 ),

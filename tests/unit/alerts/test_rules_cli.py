@@ -55,8 +55,8 @@ def test_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_without_a_file_it_checks_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "check", "--verbose"]) == 0
     out = capsys.readouterr().out
-    assert out.endswith(f"ok: 6 rules, 3 routes in {DEFAULT_RULES_FILE}\n")
-    assert "  gully-fill (flood, threshold) fill_pct: warning above 60, critical above 85 for 5m" in out
+    assert out.endswith(f"ok: 14 rules, 3 routes in {DEFAULT_RULES_FILE}\n")
+    assert "  gully-flood (flood, flood) fill_pct: warning above 60%, critical above 85%, 2 readings running" in out
 
 
 def test_without_a_file_it_checks_the_configured_one(

@@ -20,11 +20,17 @@ from alerts.rules import (
     EVENT_ATTRS,
     METRICS,
     RULE_TYPES,
+    AnomalyRule,
     BatteryRule,
+    BlockageRule,
     DeviceAlarmRule,
     DeviceRef,
+    FloodRule,
+    GatewayOfflineRule,
     OfflineRule,
-    ThresholdRule,
+    SensorFaultRule,
+    SiltRule,
+    WelfareRule,
     load_rules,
 )
 from decoders import milesight_vs373
@@ -38,22 +44,35 @@ def test_the_default_rules_load_with_the_documented_values() -> None:
     ruleset = load_rules(DEFAULT_RULES_FILE)
     assert set(ruleset.routes) == {"highways", "care-team", "default"}
     assert all(route.uses_default_channels for route in ruleset.routes.values())
-    fill = ruleset.rule("gully-fill")
-    assert isinstance(fill, ThresholdRule) and fill.category == "flood" and fill.metric == "fill_pct"
-    assert fill.warning is not None and fill.warning.above == 60
-    assert fill.critical is not None and fill.critical.above == 85
-    assert fill.for_ == timedelta(minutes=5) and fill.keep_firing_for == timedelta(minutes=15) and fill.hysteresis > 0
+    flood = ruleset.rule("gully-flood")
+    assert isinstance(flood, FloodRule) and flood.category == "flood"
+    assert flood.levels() == (("warning", 60), ("critical", 85))
+    assert flood.confirm == 2 and flood.keep_firing_for == timedelta(minutes=30) and flood.hysteresis > 0
+    anomaly = ruleset.rule("gully-anomaly")
+    assert isinstance(anomaly, AnomalyRule) and not anomaly.page  # on for the record, paging nobody
+    assert {type(r) for r in ruleset.rules} == {
+        FloodRule, SensorFaultRule, BlockageRule, SiltRule, GatewayOfflineRule, AnomalyRule, DeviceAlarmRule,
+        WelfareRule, OfflineRule, BatteryRule,
+    }  # fmt: skip
     fall = ruleset.rule("fall")
     assert isinstance(fall, DeviceAlarmRule) and fall.severity == "critical"
     assert fall.repeat_every == timedelta(minutes=2) and fall.route == ("care-team",)
     assert fall.matches("alarm", {"alarm_type": "fall", "alarm_status": "alarm_triggered"})
     offline = ruleset.rule("gully-offline")
     assert isinstance(offline, OfflineRule) and offline.silent_after({}) == timedelta(minutes=45)
-    assert {type(r) for r in ruleset.rules} == {ThresholdRule, DeviceAlarmRule, OfflineRule, BatteryRule}
+    assert {type(r) for r in ruleset.rules} == {
+        FloodRule, SensorFaultRule, BlockageRule, SiltRule, GatewayOfflineRule, AnomalyRule, DeviceAlarmRule,
+        WelfareRule, OfflineRule, BatteryRule,
+    }  # fmt: skip
     gully = DeviceRef("gully-0001", "gully-net", "gully")
     care = DeviceRef("care-001-bedroom", "falls-care", "care")
-    assert [r.name for r in ruleset.rules_for(gully)] == ["gully-fill", "gully-offline", "gully-battery"]
-    assert [r.name for r in ruleset.rules_for(care)] == ["fall", "care-offline", "care-battery"]
+    assert [r.name for r in ruleset.rules_for(gully)] == [
+        "gully-flood", "gully-sensor", "gully-blockage", "gully-silt", "gateway-down", "gully-anomaly",
+        "gully-offline", "gully-battery",
+    ]  # fmt: skip
+    assert [r.name for r in ruleset.rules_for(care)] == [
+        "fall", "welfare-inactivity", "welfare-bathroom", "welfare-night", "care-offline", "care-battery",
+    ]  # fmt: skip
 
 
 def test_the_default_rules_are_package_data() -> None:
@@ -65,7 +84,7 @@ def test_the_default_rules_are_package_data() -> None:
 
 def test_the_example_loads() -> None:
     ruleset = load_rules(EXAMPLE)
-    assert {type(r) for r in ruleset.rules} == {ThresholdRule, DeviceAlarmRule, OfflineRule, BatteryRule}
+    assert {type(r) for r in ruleset.rules} == set(RULE_TYPES.values())
     assert ruleset.overrides["gully-0042"]["gully-offline"].disabled
 
 
