@@ -106,7 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_modules() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Subcommands that live in their own modules (each exposes `register(subparsers)`). Imported here,
     not at the top, because those modules import this one for `UsageError` and `database_url`."""
-    from lorawatch import cmd_alerts, cmd_demo, cmd_devices, cmd_ingest, cmd_rules, cmd_score, cmd_simulate
+    from lorawatch import (
+        cmd_alerts,
+        cmd_demo,
+        cmd_devices,
+        cmd_gullies,
+        cmd_ingest,
+        cmd_rules,
+        cmd_score,
+        cmd_simulate,
+    )
 
     return [
         cmd_ingest.register,
@@ -116,6 +125,7 @@ def _command_modules() -> list[Callable[[argparse._SubParsersAction[argparse.Arg
         cmd_rules.register,
         cmd_alerts.register,
         cmd_score.register,
+        cmd_gullies.register,
     ]
 
 

@@ -26,7 +26,8 @@ is the label's (device_id equal; for the care labels the alert's device_id is on
 device_ids, i.e. any device in the resident's flat, or its care_group, or else its device's in the
 registry, is the label's resident; for a gateway outage the gateway_id), and it opened within
 [start - pre, end + post] of the label, where (pre, post) is (0, 1 h) by default, (2 days, 1 h) for
-battery_low and (0, 0) for fall (the alarm must open during the fall itself). Labels are taken in
+battery_low and (1 s, 0) for fall (the alarm must open during the fall itself; the second before
+allows for the VS373 dating re-sent history in whole seconds). Labels are taken in
 start order and each takes the earliest matching alert not already taken as its true positive (TP);
 other alerts that match it are duplicates. A label with no TP is a miss.
 
@@ -115,7 +116,9 @@ CARE_LABELS: frozenset[str] = frozenset({"fall", "inactivity", "night_wandering"
 DEFAULT_WINDOW: tuple[timedelta, timedelta] = (timedelta(0), timedelta(hours=1))
 WINDOWS: dict[str, tuple[timedelta, timedelta]] = {
     "battery_low": (timedelta(days=2), timedelta(hours=1)),
-    "fall": (timedelta(0), timedelta(0)),
+    # A fall must open during the fall itself; the second before it is allowed because the VS373's
+    # re-sent history dates an alarm in whole seconds (a fall at 07:33:43.4 is recorded as 07:33:43).
+    "fall": (timedelta(seconds=1), timedelta(0)),
 }
 #: A fall alert this soon after the fall came from the alarm uplink itself (sent 2-6 s after it).
 FALL_AT_UPLINK = timedelta(seconds=60)

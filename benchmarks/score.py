@@ -1,0 +1,123 @@
+"""Scoring throughput: `lorawatch score` on a 1,000-gully x 30-day capture, against `lorawatch ingest`'s
+own rate measured in the same run.
+
+    python -m benchmarks.score [--gullies 1000] [--days 30] [--ingest-messages 30000] [--cache DIR]
+
+The capture is `lorawatch simulate gully-mixed` (storms, blockages, silt, faults, outages, silences),
+written once to `--cache` (default `.bench-cache/`, about 7.5 GB for the full size) and reused. Two
+measurements:
+
+- ingest (the baseline): the first `--ingest-messages` of the capture preloaded into a private
+  Mosquitto and consumed by the real Ingester into a durable TimescaleDB (benchmarks.ingest's
+  `lorawatch` measurement: decode, batch, COPY, acks after commit), in uplinks per second;
+- score: the whole capture through `lorawatch score`'s replay (the same decoding, writer, change feed
+  and alert engine with the shipped rules, clock passes where states are due) into its throw-away
+  cluster, in uplinks per second of wall time, capture reading included.
+
+Target (issue 11): score >= 0.5x ingest. Scoring does everything ingest does and then evaluates every
+rule on every reading, in one process; ingest runs two worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+
+import psycopg
+
+from alerts.rules import DEFAULT_RULES_FILE, load_rules
+from benchmarks.ingest import _database, forget, lorawatch, preload
+from lorawatch.cli import main as cli
+from lorawatch.scoring import replay
+from lorawatch.services import Mosquitto, Postgres
+from simulators import capture
+from store import migrate, registry
+
+
+def ensure_capture(cache: Path, gullies: int, days: int, seed: int) -> tuple[Path, Path]:
+    """The capture and its registry, simulated once and kept in `cache`."""
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"score-gully-mixed-{gullies}x{days}d-seed{seed}.jsonl"
+    devices = path.with_suffix(".csv")
+    if not (path.is_file() and devices.is_file()):
+        print(f"simulating {gullies} gullies x {days} days into {path} (once) ...", file=sys.stderr, flush=True)
+        tmp = path.with_suffix(".partial")
+        code = cli(["simulate", "gully-mixed", "--fleet", str(gullies), "--duration", f"{days}d", "--seed",
+                    str(seed), "--out", str(tmp), "--devices-out", str(devices), "--no-progress"])  # fmt: skip
+        if code != 0:
+            raise SystemExit(code)
+        tmp.with_name(tmp.name + ".labels.jsonl").rename(path.with_name(path.name + ".labels.jsonl"))
+        tmp.rename(path)
+    return path, devices
+
+
+def ingest_rate(root: Path, path: Path, n: int) -> float:
+    """`lorawatch ingest` on the capture's first `n` messages (durable cluster, two workers)."""
+    pg = Postgres(root / "pg-ingest", durable=True).start()
+    broker = Mosquitto(root / "mq").start()
+    try:
+        messages = [
+            (m.topic, m.payload.encode() if isinstance(m.payload, str) else m.payload)
+            for m in islice(capture.read(path), n)
+        ]
+        preload(broker, "bench-score-ingest", messages)
+        rate, counts = lorawatch(broker, _database(pg, "bench_score_ingest"), len(messages), 2)
+        forget(broker, "bench-score-ingest")
+        lost = counts["published"] - counts["stored"] - counts["duplicates"] - counts["dead_letters"]
+        print(f"ingest: {len(messages)} messages, {rate:.0f} msg/s, lost={lost}", flush=True)
+        return rate
+    finally:
+        broker.stop()
+        pg.destroy()
+
+
+def score_rate(root: Path, path: Path, devices: Path) -> tuple[float, int, int]:
+    """The whole capture through `lorawatch score`'s replay; (msg/s, messages, alerts)."""
+    pg = Postgres(root / "pg-score", durable=False).start()
+    try:
+        migrate.migrate(pg.url)
+        with psycopg.connect(pg.url) as conn:
+            imported = registry.import_devices(conn, devices.read_bytes())
+            assert imported.applied, imported.errors
+            started = time.perf_counter()
+            run = replay(conn, capture.read(path), load_rules(DEFAULT_RULES_FILE))
+            seconds = time.perf_counter() - started
+        return run.messages / seconds, run.messages, len(run.alerts)
+    finally:
+        pg.destroy()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gullies", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--ingest-messages", type=int, default=30_000, help="stream length for the ingest baseline")
+    parser.add_argument("--cache", type=Path, default=Path(".bench-cache"), help="where the capture is kept")
+    args = parser.parse_args(argv)
+    path, devices = ensure_capture(args.cache, args.gullies, args.days, args.seed)
+    root = Path(tempfile.mkdtemp(prefix="lorawatch-bench-score-"))
+    root.chmod(0o711)
+    try:
+        baseline = ingest_rate(root, path, args.ingest_messages)
+        rate, messages, alerts = score_rate(root, path, devices)
+        print(f"score : {messages} messages, {rate:.0f} msg/s, {alerts} alerts", flush=True)
+        baseline_after = ingest_rate(root, path, args.ingest_messages)  # the machine's speed drifts
+        ingest = (baseline + baseline_after) / 2
+        ratio = rate / ingest
+        print(f"lorawatch ingest       : {ingest:10.0f} msg/s (mean of before and after)")
+        print(f"lorawatch score        : {rate:10.0f} msg/s")
+        print(f"ratio                  : {ratio:10.2f}x   (target >= 0.5x)")
+        print("PASS" if ratio >= 0.5 else "BELOW TARGET")
+        return 0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
