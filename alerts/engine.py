@@ -260,6 +260,8 @@ class Engine:
                 state, decisions = _tick(rule, state, now, device)
                 for decision in decisions:
                     shown = self._device_named(conn, getattr(decision, "device_id", None)) or device
+                    if shown is None and alert is not None and alert.device_ref is not None:
+                        shown = db.devices_by_ref(conn, [alert.device_ref]).get(alert.device_ref)  # a flat's alert
                     if shown is not None:
                         alert = self._apply(conn, rule, shown, key[1], alert, decision, done)
                 new_states[key] = (state.to_json(), _due(rule, state, device))

@@ -44,7 +44,7 @@ def open_alerts(conn: psycopg.Connection, subjects: Sequence[str] | None = None)
     query = "SELECT * FROM alerts WHERE state <> 'resolved'"
     params: tuple[Any, ...] = ()
     if subjects is not None:
-        query += " AND subject = ANY(%s)"
+        query += " AND subject = ANY(%b)"
         params = (list(subjects),)
     with conn.cursor(row_factory=class_row(Alert)) as cur:
         rows = cur.execute(query + " ORDER BY id FOR UPDATE", params).fetchall()
@@ -105,7 +105,7 @@ def load_states(conn: psycopg.Connection, keys: Iterable[tuple[str, str]]) -> di
         return {}
     rows = conn.execute(
         "SELECT rule, subject, state FROM rule_state WHERE (rule, subject) IN "
-        "(SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY rule, subject FOR UPDATE",
+        "(SELECT * FROM unnest(%b::text[], %b::text[])) ORDER BY rule, subject FOR UPDATE",
         ([k[0] for k in keys], [k[1] for k in keys]),
     ).fetchall()
     return {(rule, subject): state for rule, subject, state in rows}
@@ -124,13 +124,14 @@ def save_states(
     conn: psycopg.Connection, states: Mapping[tuple[str, str], tuple[dict[str, Any], datetime | None]]
 ) -> None:
     """(rule, subject) -> (state, due_at): `due_at` is when the clock next has something to decide for
-    it (None: only new data can change it)."""
+    it (None: only new data can change it). The arrays go in binary (%b): their text form costs a
+    regular-expression escape per element, which was a quarter of a replay's time."""
     if not states:
         return
     keys = sorted(states)
     conn.execute(
         "INSERT INTO rule_state (rule, subject, state, due_at) "
-        "SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::timestamptz[]) "
+        "SELECT * FROM unnest(%b::text[], %b::text[], %b::jsonb[], %b::timestamptz[]) "
         "ON CONFLICT (rule, subject) DO UPDATE SET state = excluded.state, due_at = excluded.due_at, "
         "updated_at = now()",
         ([k[0] for k in keys], [k[1] for k in keys], [Jsonb(states[k][0]) for k in keys], [states[k][1] for k in keys]),

@@ -184,3 +184,6 @@ def test_night_wandering_is_one_alert_for_the_flat_shown_on_a_flat_device(conn: 
     assert [a.category for a in found] == ["night_activity"]
     assert found[0].subject == "flat:flat-7" and found[0].device_id in {"care-hall", "care-kitchen"}
     assert found[0].kind == "care"
+    # quiet again: the clock resolves it once a window has passed without activity
+    assert found[0].state == "resolved" and found[0].resolved_at is not None
+    assert found[0].resolved_at <= night + timedelta(minutes=33 + 30)

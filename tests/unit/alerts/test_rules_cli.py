@@ -56,7 +56,7 @@ def test_without_a_file_it_checks_the_defaults(capsys: pytest.CaptureFixture[str
     assert main(["rules", "check", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert out.endswith(f"ok: 14 rules, 3 routes in {DEFAULT_RULES_FILE}\n")
-    assert "  gully-flood (flood, flood) fill_pct: warning above 60%, critical above 85%, 2 readings running" in out
+    assert "  gully-flood (flood, flood) fill_pct: warning above 40%, critical above 60%, 2 readings running" in out
 
 
 def test_without_a_file_it_checks_the_configured_one(

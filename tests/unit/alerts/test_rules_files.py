@@ -46,7 +46,7 @@ def test_the_default_rules_load_with_the_documented_values() -> None:
     assert all(route.uses_default_channels for route in ruleset.routes.values())
     flood = ruleset.rule("gully-flood")
     assert isinstance(flood, FloodRule) and flood.category == "flood"
-    assert flood.levels() == (("warning", 60), ("critical", 85))
+    assert flood.levels() == (("warning", 40), ("critical", 60))
     assert flood.confirm == 2 and flood.keep_firing_for == timedelta(minutes=30) and flood.hysteresis > 0
     anomaly = ruleset.rule("gully-anomaly")
     assert isinstance(anomaly, AnomalyRule) and not anomaly.page  # on for the record, paging nobody

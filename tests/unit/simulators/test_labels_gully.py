@@ -206,3 +206,21 @@ def test_joins_precede_fcnt_zero(mixed: Run):
         elif record.device.device_id in pending:
             pending.discard(record.device.device_id)
             assert record.f_cnt == 0
+
+
+def test_a_device_gone_quiet_sends_nothing_while_its_gateways_carry_its_neighbours() -> None:
+    from simulators import gully
+    from simulators.run import DEFAULT_START, RunConfig
+
+    params = gully.GullyParams(storms_per_week=1.0, silences_per_week=1.0)
+    sim = gully.build(RunConfig(fleet=20, seed=5, start=DEFAULT_START, duration=7 * DAY), params, "quiet")
+    records = list(sim.records())
+    labels = [label for label in sim.sorted_labels() if label.label == "offline"]
+    assert labels
+    for label in labels:
+        ups = [r for r in records if isinstance(r, Uplink) and r.device.device_id == label.device_id]
+        assert not [u for u in ups if label.start <= u.time < label.end]
+        assert [u for u in ups if u.time < label.start]
+        assert label.end >= sim.end or [u for u in ups if u.time >= label.end]
+        others = [r for r in records if isinstance(r, Uplink) and r.device.device_id != label.device_id]
+        assert [u for u in others if label.start <= u.time < label.end]  # the network is up meanwhile
