@@ -775,6 +775,9 @@ class OfflineRule(_Rule):
     type: Literal["offline"]
     expected_interval: PositiveDuration
     missed: Count = 3
+    #: added to the silence: a device's reports wander by seconds, so the `missed`-th report may land
+    #: just after `missed` intervals; without a grace two lost uplinks and a late third page someone
+    grace: Duration = timedelta(0)
     interval_attribute: str | None = "uplink_interval"
     severity: Severity = "warning"
 
@@ -794,7 +797,7 @@ class OfflineRule(_Rule):
 
     def silent_after(self, attributes: Mapping[str, Any]) -> timedelta:
         """How long without an uplink before the device counts as offline."""
-        return self.interval_for(attributes) * self.missed
+        return self.interval_for(attributes) * self.missed + self.grace
 
 
 class BatteryRule(_Rule):

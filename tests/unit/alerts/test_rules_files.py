@@ -59,7 +59,7 @@ def test_the_default_rules_load_with_the_documented_values() -> None:
     assert fall.repeat_every == timedelta(minutes=2) and fall.route == ("care-team",)
     assert fall.matches("alarm", {"alarm_type": "fall", "alarm_status": "alarm_triggered"})
     offline = ruleset.rule("gully-offline")
-    assert isinstance(offline, OfflineRule) and offline.silent_after({}) == timedelta(minutes=45)
+    assert isinstance(offline, OfflineRule) and offline.silent_after({}) == timedelta(minutes=50)
     assert {type(r) for r in ruleset.rules} == {
         FloodRule, SensorFaultRule, BlockageRule, SiltRule, GatewayOfflineRule, AnomalyRule, DeviceAlarmRule,
         WelfareRule, OfflineRule, BatteryRule,
