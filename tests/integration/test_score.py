@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,9 @@ def test_score_refuses_a_missing_capture(tmp_path: Path, capsys: pytest.CaptureF
     assert "no such capture file" in capsys.readouterr().err
 
 
-def _score(tmp_path: Path, scenario: str, fleet: int, days: int, seed: int) -> tuple[dict, list[dict]]:
+def _score(
+    tmp_path: Path, scenario: str, fleet: int, days: int, seed: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Simulate, score with labels and a report, and return the scorecard (as JSON) and the alerts."""
     from lorawatch import scorecard
 
@@ -64,7 +67,7 @@ def _score(tmp_path: Path, scenario: str, fleet: int, days: int, seed: int) -> t
     return scorecard.as_json(card), alerts
 
 
-def _rows(card: dict) -> dict[str, dict]:
+def _rows(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {row["category"]: row for row in card["rows"]}
 
 
