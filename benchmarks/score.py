@@ -7,9 +7,10 @@ The capture is `lorawatch simulate gully-mixed` (storms, blockages, silt, faults
 written once to `--cache` (default `.bench-cache/`, about 7.5 GB for the full size) and reused. Two
 measurements:
 
-- ingest (the baseline): the first `--ingest-messages` of the capture preloaded into a private
-  Mosquitto and consumed by the real Ingester into a durable TimescaleDB (benchmarks.ingest's
-  `lorawatch` measurement: decode, batch, COPY, acks after commit), in uplinks per second;
+- ingest (the baseline): `--ingest-messages` TTS uplinks of a 1,000-gully fleet (benchmarks.ingest's
+  stream) preloaded into a private Mosquitto and consumed by the real Ingester into a durable
+  TimescaleDB (benchmarks.ingest's `lorawatch` measurement: decode, batch, COPY, acks after commit),
+  in uplinks per second, before and after the score run (the machine's speed drifts);
 - score: the whole capture through `lorawatch score`'s replay (the same decoding, writer, change feed
   and alert engine with the shipped rules, clock passes where states are due) into its throw-away
   cluster, in uplinks per second of wall time, capture reading included.
@@ -25,13 +26,12 @@ import shutil
 import sys
 import tempfile
 import time
-from itertools import islice
 from pathlib import Path
 
 import psycopg
 
 from alerts.rules import DEFAULT_RULES_FILE, load_rules
-from benchmarks.ingest import _database, forget, lorawatch, preload
+from benchmarks.ingest import _database, forget, lorawatch, preload, stream
 from lorawatch.cli import main as cli
 from lorawatch.scoring import replay
 from lorawatch.services import Mosquitto, Postgres
@@ -56,18 +56,16 @@ def ensure_capture(cache: Path, gullies: int, days: int, seed: int) -> tuple[Pat
     return path, devices
 
 
-def ingest_rate(root: Path, path: Path, n: int) -> float:
-    """`lorawatch ingest` on the capture's first `n` messages (durable cluster, two workers)."""
+def ingest_rate(root: Path, n: int) -> float:
+    """`lorawatch ingest` on benchmarks.ingest's stream of `n` TTS uplinks from a 1,000-gully fleet
+    (durable cluster, two workers): the same measurement as `python -m benchmarks.ingest`."""
     pg = Postgres(root / "pg-ingest", durable=True).start()
     broker = Mosquitto(root / "mq").start()
     try:
-        messages = [
-            (m.topic, m.payload.encode() if isinstance(m.payload, str) else m.payload)
-            for m in islice(capture.read(path), n)
-        ]
-        preload(broker, "bench-score-ingest", messages)
+        messages = stream(n)
+        preload(broker, "bench-lorawatch", messages)  # the client id benchmarks.ingest.lorawatch connects with
         rate, counts = lorawatch(broker, _database(pg, "bench_score_ingest"), len(messages), 2)
-        forget(broker, "bench-score-ingest")
+        forget(broker, "bench-lorawatch")
         lost = counts["published"] - counts["stored"] - counts["duplicates"] - counts["dead_letters"]
         print(f"ingest: {len(messages)} messages, {rate:.0f} msg/s, lost={lost}", flush=True)
         return rate
@@ -104,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="lorawatch-bench-score-"))
     root.chmod(0o711)
     try:
-        baseline = ingest_rate(root, path, args.ingest_messages)
+        baseline = ingest_rate(root, args.ingest_messages)
         rate, messages, alerts = score_rate(root, path, devices)
         print(f"score : {messages} messages, {rate:.0f} msg/s, {alerts} alerts", flush=True)
-        baseline_after = ingest_rate(root, path, args.ingest_messages)  # the machine's speed drifts
+        baseline_after = ingest_rate(root, args.ingest_messages)  # the machine's speed drifts
         ingest = (baseline + baseline_after) / 2
         ratio = rate / ingest
         print(f"lorawatch ingest       : {ingest:10.0f} msg/s (mean of before and after)")
