@@ -142,12 +142,9 @@ class Engine:
             events = feed.events(changes)
             seen: dict[int, Seen] = {}
             for change in changes:
-                for (ref, time), via in zip(change.seen, change.seen_gateways or [()] * len(change.seen), strict=False):
-                    old = seen.get(ref)
-                    if old is None or time > old.at:
-                        seen[ref] = Seen(time, tuple(sorted({*via, *(old.gateways if old else ())})))
-                    else:
-                        seen[ref] = Seen(old.at, tuple(sorted({*via, *old.gateways})))
+                for (ref, time), via in zip(change.seen, change.seen_gateways, strict=True):
+                    old = seen.get(ref) or Seen(time)
+                    seen[ref] = Seen(max(time, old.at), tuple(sorted({*via, *old.gateways})))
             work: dict[int, list[tuple[datetime, int, Observation]]] = defaultdict(list)
             for r in readings:
                 work[r.device_ref].append((r.time, 1, r))
@@ -259,7 +256,7 @@ class Engine:
                     continue
                 state, decisions = _tick(rule, state, now, device)
                 for decision in decisions:
-                    shown = self._device_named(conn, getattr(decision, "device_id", None)) or device
+                    shown = self._device_named(conn, getattr(decision, "device_id", None), key[1]) or device
                     if shown is None and alert is not None and alert.device_ref is not None:
                         shown = db.devices_by_ref(conn, [alert.device_ref]).get(alert.device_ref)  # a flat's alert
                     if shown is not None:
@@ -283,23 +280,25 @@ class Engine:
             return None, None
         return next((r for r in self.rules.rules_for(device) if r.name == name), None), device
 
-    def _device_named(self, conn: psycopg.Connection, device_id: str | None) -> Device | None:
+    def _device_named(self, conn: psycopg.Connection, device_id: str | None, subject: str) -> Device | None:
+        """The device a flat's decision names (of that flat, where two applications share the name)."""
         if device_id is None:
             return None
-        return next((d for d in queries.devices(conn) if d.device_id == device_id), None)
+        named = queries.devices_named(conn, device_id)
+        return next((d for d in named if subject == f"flat:{d.care_group}"), named[0] if named else None)
 
     def _sweep(self, conn: psycopg.Connection) -> None:
         """A state (and so a due time) for every device an offline rule watches that has none yet."""
-        devices = queries.devices(conn)
-        keys = [(rule.name, subject_of(d)) for d in devices for rule in self.rules.rules_for(d)
-                if isinstance(rule, OfflineRule)]  # fmt: skip
-        stored = db.load_states(conn, keys)
-        by_subject = {subject_of(d): d for d in devices}
+        watched = {
+            (rule.name, subject_of(d)): (rule, d)
+            for d in queries.devices(conn)
+            for rule in self.rules.rules_for(d)
+            if isinstance(rule, OfflineRule)
+        }
+        stored = db.load_states(conn, watched)
         fresh: dict[tuple[str, str], tuple[dict[str, Any], datetime | None]] = {}
-        for key in keys:
-            device = by_subject[key[1]]
-            rule = next(r for r in self.rules.rules_for(device) if r.name == key[0])
-            if key in stored or device.last_seen is None or not isinstance(rule, OfflineRule):
+        for key, (rule, device) in watched.items():
+            if key in stored or device.last_seen is None:
                 continue
             state = offline.OfflineState(device.last_seen)
             fresh[key] = (state.to_json(), offline.due(state, rule.silent_after(device.attributes)))

@@ -65,6 +65,7 @@ def _change(row: Sequence[Any]) -> Change:
         event_keys=list(zip(row[7], row[8], row[9], row[10], strict=True)),
         seen=list(zip(row[11], row[12], strict=True)),
         simulated_uplinks=list(row[13]),
+        # changes written before migration 0006 have no gateways: one empty entry per seen device
         seen_gateways=[tuple(g for g in text.split(",") if g) for text in row[14]] or [()] * len(row[11]),
     )
 
