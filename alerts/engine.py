@@ -58,6 +58,7 @@ from alerts.rules import (
     ThresholdRule,
     WelfareRule,
 )
+from alerts.states import DatabaseStates
 from store import alerts as db
 from store import outbox, queries
 from store.feed import ChangeFeed
@@ -115,14 +116,23 @@ class Engine:
         env: Mapping[str, str] | None = None,
         consumer: str = CONSUMER,
         notify: bool = True,
+        states: DatabaseStates | None = None,
+        fixed_registry: bool = False,
     ) -> None:
         """`notify=False` (replay, `lorawatch score`): notifications are counted on the alert and logged,
-        but no outbox row is written: nobody is told anything."""
+        but no outbox row is written: nobody is told anything. `states`: where rule states are kept
+        between passes (default: the database, in each pass's transaction; alerts/states.py).
+        `fixed_registry` (replay): the registry does not change while this engine runs, so each device
+        is read, and its rules worked out, once."""
         self.rules = rules
         self.clock = clock
         self.env = dict(env or {})
         self.consumer = consumer
         self.notify = notify
+        self.states = states or DatabaseStates()
+        self.fixed_registry = fixed_registry
+        self._devices: dict[int, Device] = {}
+        self._plans: dict[int, list[tuple[Rule, str]]] = {}
 
     # --- the change feed ------------------------------------------------------------------------
 
@@ -157,7 +167,7 @@ class Engine:
                 simulated[r.device_ref].append((r.time, 1, r))
             for e in feed.simulated_events(changes):
                 simulated[e.device_ref].append((e.time, 0, e))
-            devices = db.devices_by_ref(conn, [*work, *simulated])
+            devices = self._devices_by_ref(conn, [*work, *simulated])
             self._evaluate(conn, devices, work)
             if simulated:
                 self._evaluate(conn, devices, simulated, simulated=True)
@@ -180,42 +190,65 @@ class Engine:
         they raise is marked simulated and notifies nobody."""
         suffix = ":simulated" if simulated else ""
         tasks: dict[tuple[str, str], tuple[Rule, list[tuple[datetime, int, int, Device, Observation]]]] = {}
+        merged: set[tuple[str, str]] = set()  # tasks fed by more than one device (a flat): sorted again
         for ref in sorted(work):
             device = devices.get(ref)
             if device is None:
                 continue
-            for rule in self.rules.rules_for(device):
+            entries = [(time, order, ref, device, item) for time, order, item in sorted(work[ref], key=_order)]
+            for rule, subject in self._plan(device):
                 if simulated and rule.simulated == "ignore":
                     continue
-                subject = subject_for(rule, device)
-                if subject is None:
-                    continue
-                task = tasks.setdefault((rule.name, subject + suffix), (rule, []))
-                task[1].extend((time, order, device.id, device, item) for time, order, item in work[ref])
-        states = db.load_states(conn, list(tasks))
+                key = (rule.name, subject + suffix)
+                task = tasks.get(key)
+                if task is None:
+                    tasks[key] = (rule, list(entries))
+                else:
+                    task[1].extend(entries)
+                    merged.add(key)
+        states = self.states.load(conn, list(tasks))
         open_ = db.open_alerts(conn, sorted({subject for _, subject in tasks}))
         done = _Pass()
-        new_states: dict[tuple[str, str], tuple[dict[str, Any], datetime | None]] = {}
+        new_states: dict[tuple[str, str], tuple[Any, datetime | None]] = {}
         back: dict[str, datetime] = {}
+        views = _Views()
         for key, (rule, items) in tasks.items():
             subject = key[1]
-            items.sort(key=lambda item: (item[0], item[1], item[2]))
+            if key in merged:
+                items.sort(key=_order)
             alert = open_.get(key)
             state = _state(rule, states.get(key), alert)
-            members = {device.device_id: device for _, _, _, device, _ in items}
             for time, _, _, device, item in items:
                 before = state
-                state, decisions = _observe(rule, state, device, time, item)
+                state, decisions = _observe(rule, state, device, time, item, views)
                 if isinstance(before, offline.OfflineState) and before.inhibited_by and not state.inhibited_by:
                     back.setdefault(before.inhibited_by, time)
                 for decision in decisions:
-                    shown = members.get(getattr(decision, "device_id", None) or "", device)
+                    named = getattr(decision, "device_id", None)
+                    shown = next((d for _, _, _, d, _ in items if d.device_id == named), device) if named else device
                     alert = self._apply(conn, rule, shown, subject, alert, decision, done)
-            new_states[key] = (state.to_json(), _due(rule, state, items[-1][3]))
-        db.save_states(conn, new_states)
+            new_states[key] = (state, _due(rule, state, items[-1][3]))
+        self.states.save(conn, new_states)
         for gateway_id, time in sorted(back.items()):
             self._gateway_back(conn, gateway_id, time, done)
         self._notify_pass(conn, done)
+
+    def _devices_by_ref(self, conn: psycopg.Connection, refs: list[int]) -> dict[int, Device]:
+        if not self.fixed_registry:
+            return db.devices_by_ref(conn, refs)
+        missing = [ref for ref in refs if ref not in self._devices]
+        if missing:
+            self._devices |= db.devices_by_ref(conn, missing)
+        return {ref: self._devices[ref] for ref in refs if ref in self._devices}
+
+    def _plan(self, device: Device) -> list[tuple[Rule, str]]:
+        """The rules that judge a device's observations, and the subject each judges."""
+        plan = self._plans.get(device.id) if self.fixed_registry else None
+        if plan is None:
+            plan = [(r, subject) for r in self.rules.rules_for(device) if (subject := subject_for(r, device))]
+            if self.fixed_registry:
+                self._plans[device.id] = plan
+        return plan
 
     # --- the clock ------------------------------------------------------------------------------
 
@@ -223,7 +256,7 @@ class Engine:
         """The earliest data time at which the clock has something to decide (replay ticks there). In
         a transaction of its own, so an idle connection is left idle (not inside an implicit one)."""
         with conn.transaction():
-            return db.next_due(conn)
+            return self.states.next_due(conn)
 
     def tick(self, conn: psycopg.Connection, now: datetime | None = None, *, sweep: bool = False) -> None:
         """Everything that needs no new data, as of `now` (default: the engine's clock): `for` and
@@ -237,12 +270,12 @@ class Engine:
             conn.execute("SELECT position FROM feed_cursors WHERE consumer = %s FOR UPDATE", (self.consumer,))
             if sweep:
                 self._sweep(conn)
-            due = db.due_states(conn, now)
+            due = self.states.due(conn, now)
             refs = [ref for _, subject in due if (ref := _device_ref(subject)) is not None]
-            devices = db.devices_by_ref(conn, refs)
+            devices = self._devices_by_ref(conn, refs)
             open_ = db.open_alerts(conn, sorted({subject for _, subject in due}))
             done = _Pass()
-            new_states: dict[tuple[str, str], tuple[dict[str, Any], datetime | None]] = {}
+            new_states: dict[tuple[str, str], tuple[Any, datetime | None]] = {}
             silent: list[tuple[tuple[str, str], OfflineRule, offline.OfflineState, Device]] = []
             for key, stored in due.items():
                 rule, device = self._rule_for(key, devices)
@@ -261,10 +294,10 @@ class Engine:
                         shown = db.devices_by_ref(conn, [alert.device_ref]).get(alert.device_ref)  # a flat's alert
                     if shown is not None:
                         alert = self._apply(conn, rule, shown, key[1], alert, decision, done)
-                new_states[key] = (state.to_json(), _due(rule, state, device))
+                new_states[key] = (state, _due(rule, state, device))
             if silent:
                 new_states |= self._silences(conn, now, silent, open_, done)
-            db.save_states(conn, new_states)
+            self.states.save(conn, new_states)
             self._notify_pass(conn, done, now)
             if self.notify:  # repeats and escalations tell people things: nothing to do in replay
                 self._repeat_and_escalate(conn, now)
@@ -295,14 +328,14 @@ class Engine:
             for rule in self.rules.rules_for(d)
             if isinstance(rule, OfflineRule)
         }
-        stored = db.load_states(conn, watched)
-        fresh: dict[tuple[str, str], tuple[dict[str, Any], datetime | None]] = {}
+        stored = self.states.load(conn, watched)
+        fresh: dict[tuple[str, str], tuple[Any, datetime | None]] = {}
         for key, (rule, device) in watched.items():
             if key in stored or device.last_seen is None:
                 continue
             state = offline.OfflineState(device.last_seen)
-            fresh[key] = (state.to_json(), offline.due(state, rule.silent_after(device.attributes)))
-        db.save_states(conn, fresh)
+            fresh[key] = (state, offline.due(state, rule.silent_after(device.attributes)))
+        self.states.save(conn, fresh)
 
     def _silences(
         self,
@@ -311,23 +344,23 @@ class Engine:
         silent: list[tuple[tuple[str, str], OfflineRule, offline.OfflineState, Device]],
         open_: Mapping[tuple[str, str], Alert],
         done: _Pass,
-    ) -> dict[tuple[str, str], tuple[dict[str, Any], datetime | None]]:
+    ) -> dict[tuple[str, str], tuple[Any, datetime | None]]:
         """Devices whose silence is due: each is offline on its own, or one of a gateway's devices all
         silent together (one `gateway_offline` alert; their own alerts are held back)."""
-        out: dict[tuple[str, str], tuple[dict[str, Any], datetime | None]] = {}
+        out: dict[tuple[str, str], tuple[Any, datetime | None]] = {}
         fleet: dict[tuple[str, str], tuple[OfflineRule, offline.OfflineState, Device]] | None = None
         for key, rule, state, device in silent:
             gw_rule = next((r for r in self.rules.rules_for(device) if isinstance(r, GatewayOfflineRule)), None)
             if state.inhibited_by is not None and not self._gateway_open(conn, state.inhibited_by):
                 # The gateway is back and this device not yet: it gets a full silence from now.
                 state = replace(state, inhibited_by=None, counted_from=now)
-                out[key] = (state.to_json(), _due(rule, state, device))
+                out[key] = (state, _due(rule, state, device))
                 continue
             sole = state.sole_gateway(gw_rule.recent) if gw_rule is not None else None
             if gw_rule is not None and sole is not None and not state.open:
                 if self._gateway_open(conn, sole):
                     state = replace(state, inhibited_by=sole)
-                    out[key] = (state.to_json(), None)
+                    out[key] = (state, None)
                     continue
                 if fleet is None:
                     fleet = self._offline_fleet(conn)
@@ -338,14 +371,14 @@ class Engine:
                     self._open_gateway(conn, gw_rule, sole, now, len(siblings), done)
                     for k, (_, st, _) in siblings.items():
                         held = replace(st, inhibited_by=sole)
-                        out[k] = (held.to_json(), None)
+                        out[k] = (held, None)
                     continue
             decisions: list[Decision]
             state, decisions = offline.tick(state, now, rule.silent_after(device.attributes), rule.severity)
             alert = open_.get(key)
             for decision in decisions:
                 alert = self._apply(conn, rule, device, key[1], alert, decision, done)
-            out[key] = (state.to_json(), _due(rule, state, device))
+            out[key] = (state, _due(rule, state, device))
         return out
 
     def _offline_fleet(
@@ -354,12 +387,12 @@ class Engine:
         """Every device's offline state (the gateway judgement compares a gateway's devices)."""
         devices = queries.devices(conn)
         pairs = [(d, r) for d in devices for r in self.rules.rules_for(d) if isinstance(r, OfflineRule)]
-        stored = db.load_states(conn, [(r.name, subject_of(d)) for d, r in pairs])
+        stored = self.states.load(conn, [(r.name, subject_of(d)) for d, r in pairs])
         out = {}
         for d, r in pairs:
             key = (r.name, subject_of(d))
             if key in stored:
-                out[key] = (r, offline.OfflineState.from_json(stored[key]), d)
+                out[key] = (r, _parsed(r, stored[key]), d)
         return out
 
     def _gateway_open(self, conn: psycopg.Connection, gateway_id: str) -> bool:
@@ -411,7 +444,7 @@ class Engine:
             rule = self.rules.by_name.get(name)
             if rule is not None:
                 done.resolved[alert.id] = (rule, None)
-        db.release_inhibited(conn, gateway_id, at)
+        self.states.release_inhibited(conn, gateway_id, at)
 
     def _repeat_and_escalate(self, conn: psycopg.Connection, now: datetime) -> None:
         alerts = list(db.open_alerts(conn).values())
@@ -714,21 +747,26 @@ def _silenced(alert: Alert, device: Device | None, silences: list[tuple[int, dic
     return any(matchers and all(fields.get(k) == v for k, v in matchers.items()) for _, matchers in silences)
 
 
-def _state(rule: Rule, stored: dict[str, Any] | None, alert: Alert | None) -> Any:
-    """The rule's state for a subject, corrected by the alerts table: an alert a person resolved is
-    no longer open, whatever the state remembered."""
-    data = stored or {}
+def _state(rule: Rule, stored: Any, alert: Alert | None) -> Any:
+    """The rule's state for a subject (`stored`: its JSON, its object, or None for a fresh one),
+    corrected by the alerts table: an alert a person resolved is no longer open, whatever the state
+    remembered."""
+    if isinstance(rule, GatewayOfflineRule):
+        return None
+    stored = _parsed(rule, stored)
     if isinstance(rule, DeviceAlarmRule):
-        alarm = device_alarm.AlarmState.from_json(data)
+        alarm: device_alarm.AlarmState = stored
         if alert is None and alarm.open:
             return device_alarm.AlarmState(alarm.seen, None, False, alarm.last)
         return alarm
     if isinstance(rule, OfflineRule):
-        off = offline.OfflineState.from_json(data)
+        off: offline.OfflineState = stored
         resolved_by_hand = off.open and alert is None
+        if off.open == (alert is not None) and not resolved_by_hand:
+            return off
         return replace(off, open=alert is not None, rearm=off.rearm or resolved_by_hand)
     if isinstance(rule, ThresholdRule | BatteryRule):
-        cond = ConditionState.from_json(data)
+        cond: ConditionState = stored
         if alert is None and cond.alert is not None:
             return ConditionState(last=cond.last, value=cond.value)  # a person resolved it: start afresh
         if alert is not None and cond.alert is None:  # opened by another path (a restart mid-pass cannot: one tx)
@@ -736,15 +774,29 @@ def _state(rule: Rule, stored: dict[str, Any] | None, alert: Alert | None) -> An
             severity = cast(Severity, alert.severity)
             return ConditionState(cond.level, cond.since, state, severity, cond.clear_since, cond.last, cond.value)
         return cond
-    if isinstance(rule, GatewayOfflineRule):
-        return None
-    learned = _DETECTORS[type(rule)][0].from_json(data)
+    learned = stored
     if learned.open != (alert is not None):  # a person resolved it, or it was opened elsewhere
         learned = replace(learned, open=alert is not None)
     return learned
 
 
-def _observe(rule: Rule, state: Any, device: Device, time: datetime, item: Observation) -> tuple[Any, list[Decision]]:
+def _parsed(rule: Rule, stored: Any) -> Any:
+    """A stored state as the rule's state object (JSON is parsed; an object is taken as it is)."""
+    if stored is not None and not isinstance(stored, dict):
+        return stored
+    data = stored or {}
+    if isinstance(rule, DeviceAlarmRule):
+        return device_alarm.AlarmState.from_json(data)
+    if isinstance(rule, OfflineRule):
+        return offline.OfflineState.from_json(data)
+    if isinstance(rule, ThresholdRule | BatteryRule):
+        return ConditionState.from_json(data)
+    return _DETECTORS[type(rule)][0].from_json(data)
+
+
+def _observe(
+    rule: Rule, state: Any, device: Device, time: datetime, item: Observation, views: _Views
+) -> tuple[Any, list[Decision]]:
     if isinstance(rule, ThresholdRule):
         if isinstance(item, Reading):
             return levels.threshold(rule, state, time, metric_value(rule.metric, device, item))
@@ -764,10 +816,10 @@ def _observe(rule: Rule, state: Any, device: Device, time: datetime, item: Obser
     if not isinstance(item, Reading) or isinstance(rule, GatewayOfflineRule):
         return state, []
     if isinstance(rule, WelfareRule):
-        return welfare.observe(rule, state, room_obs(device, item))
+        return welfare.observe(rule, state, views.room(device, item))
     if isinstance(rule, AnomalyRule):
         return anomaly.observe(rule, state, time, metric_value(rule.metric, device, item))
-    obs = level_obs(device, item)
+    obs = views.level(device, item)
     if isinstance(rule, FloodRule):
         return flood.observe(rule, state, obs)
     if isinstance(rule, SensorFaultRule):
@@ -813,6 +865,33 @@ _DETECTORS: dict[type, tuple[Any, Callable[..., tuple[Any, list[Decision]]], Cal
     WelfareRule: (welfare.WelfareState, welfare.tick, welfare.due),
     AnomalyRule: (anomaly.AnomalyState, anomaly.tick, anomaly.due),
 }
+
+
+def _order(item: tuple[Any, ...]) -> tuple[datetime, int, int]:
+    """Observations in time order; at one instant an alarm, then a reading, then the sighting (and
+    a flat's devices by id)."""
+    return item[0], item[1], item[2] if len(item) == 5 else 0
+
+
+class _Views:
+    """Each reading in the terms its rules reason in, worked out once per pass however many rules
+    read it (a gully's reading feeds flood, fault, blockage and silt)."""
+
+    def __init__(self) -> None:
+        self._level: dict[int, LevelObs] = {}
+        self._room: dict[int, RoomObs] = {}
+
+    def level(self, device: Device, reading: Reading) -> LevelObs:
+        obs = self._level.get(id(reading))
+        if obs is None:
+            obs = self._level[id(reading)] = level_obs(device, reading)
+        return obs
+
+    def room(self, device: Device, reading: Reading) -> RoomObs:
+        obs = self._room.get(id(reading))
+        if obs is None:
+            obs = self._room[id(reading)] = room_obs(device, reading)
+        return obs
 
 
 def level_obs(device: Device, reading: Reading) -> LevelObs:

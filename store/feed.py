@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import args_row, class_row
 
 from store.records import READING_COLUMNS, Change, Event, Reading
 from store.writer import CHANNEL
@@ -88,8 +88,10 @@ class ChangeFeed:
         return [_change(row) for row in self.conn.execute(_CHANGES, (after, limit)).fetchall()]
 
     def readings(self, changes: Sequence[Change]) -> list[Reading]:
-        """Exactly the readings those changes inserted, by device then time."""
-        with self.conn.cursor(row_factory=class_row(Reading)) as cur:
+        """Exactly the readings those changes inserted, by device then time. Rows are passed to
+        Reading by position (its fields are in the query's column order: tests/unit/store/test_records_order.py
+        holds them to it), which spares a dict per row of the busiest query the engine runs."""
+        with self.conn.cursor(row_factory=args_row(Reading)) as cur:
             return cur.execute(_READINGS, ([c.id for c in changes],)).fetchall()
 
     def events(self, changes: Sequence[Change]) -> list[Event]:
@@ -102,7 +104,7 @@ class ChangeFeed:
         keys = [k for c in changes for k in c.simulated_uplinks]
         if not keys:
             return []
-        with self.conn.cursor(row_factory=class_row(Reading)) as cur:
+        with self.conn.cursor(row_factory=args_row(Reading)) as cur:
             return cur.execute(_SIM_READINGS, (keys,)).fetchall()
 
     def simulated_events(self, changes: Sequence[Change]) -> list[Event]:

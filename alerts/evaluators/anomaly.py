@@ -14,11 +14,12 @@ resolves it. Anomalous readings teach the baseline only a little (the median mov
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from alerts.decisions import Decision, Open, Resolve
+from alerts.evaluators.evolve import evolve
 from alerts.rules import AnomalyRule
 
 #: The step of the median / MAD estimators, as a fraction of the current spread.
@@ -107,7 +108,7 @@ def observe(
         and state.rate.n >= rule.learn_readings
         and abs(rate - state.rate.median) > rule.k * state.rate.scale(floor / 15.0)
     )
-    s = replace(
+    s = evolve(
         state,
         value=state.value.update(x, floor),
         rate=state.rate.update(rate, floor / 15.0) if rate is not None else state.rate,
@@ -115,19 +116,19 @@ def observe(
         last_value=x,
     )
     if far or fast:
-        s = replace(s, normal_since=None)
+        s = evolve(s, normal_since=None)
         if s.open:
             return s, []
         what = "far from" if far else "changing far faster than"
         summary = f"{rule.metric} {x:g} {what} this device's normal (median {state.value.median:g})"
         details = {"median": state.value.median, "scale": round(state.value.scale(floor), 3), "rate": rate}
-        return replace(s, open=True), [Open(at, rule.severity, x, True, summary, details=details)]
+        return evolve(s, open=True), [Open(at, rule.severity, x, True, summary, details=details)]
     if not s.open:
         return s, []
     since = s.normal_since or at
     if at - since >= rule.clear_after:
-        return replace(s, open=False, normal_since=None), [Resolve(at, "back within this device's normal")]
-    return replace(s, normal_since=since), []
+        return evolve(s, open=False, normal_since=None), [Resolve(at, "back within this device's normal")]
+    return evolve(s, normal_since=since), []
 
 
 def tick(rule: AnomalyRule, state: AnomalyState, now: datetime) -> tuple[AnomalyState, list[Decision]]:

@@ -17,11 +17,12 @@ above the line and then nothing still fires after `for`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from alerts.decisions import Decision, Fire, Late, Open, Reseverity, Resolve, Severity
+from alerts.evaluators.evolve import evolve
 
 AlertState = Literal["pending", "firing"] | None
 
@@ -83,32 +84,32 @@ def step(
         if level is not None and state.alert is None:
             return state, [Late(at, level, value, summary)]
         return state, []
-    s = replace(state, last=at, value=value)
+    s = evolve(state, last=at, value=value)
     out: list[Decision] = []
     if level is not None:
         since = s.since or at
-        s = replace(s, level=level, since=since, clear_since=None)
+        s = evolve(s, level=level, since=since, clear_since=None)
         if s.alert is None:
             firing = for_ <= timedelta(0)
             out.append(Open(at, level, value, firing, summary))
-            s = replace(s, alert="firing" if firing else "pending", severity=level)
+            s = evolve(s, alert="firing" if firing else "pending", severity=level)
         elif s.alert == "pending" and at - since >= for_:
             out.append(Fire(at, level, value))
-            s = replace(s, alert="firing", severity=level)
+            s = evolve(s, alert="firing", severity=level)
         elif s.severity != level:
             out.append(Reseverity(at, level, value))
-            s = replace(s, severity=level)
+            s = evolve(s, severity=level)
         return s, out
-    s = replace(s, level=None, since=None)
+    s = evolve(s, level=None, since=None)
     if s.alert == "pending":
         out.append(Resolve(at, f"the condition ended before it had held for {_show(for_)}"))
-        return replace(s, alert=None, severity=None), out
+        return evolve(s, alert=None, severity=None), out
     if s.alert == "firing":
         clear_since = s.clear_since or at
         if at - clear_since >= keep_firing_for:
             out.append(Resolve(at, "the condition ended"))
-            return replace(s, alert=None, severity=None, clear_since=None), out
-        return replace(s, clear_since=clear_since), out
+            return evolve(s, alert=None, severity=None, clear_since=None), out
+        return evolve(s, clear_since=clear_since), out
     return s, out
 
 
@@ -120,11 +121,11 @@ def tick(
     if state.alert == "pending" and state.since is not None and state.level is not None:
         due = state.since + for_
         if now >= due:
-            return replace(state, alert="firing", severity=state.level), [Fire(due, state.level, state.value)]
+            return evolve(state, alert="firing", severity=state.level), [Fire(due, state.level, state.value)]
     if state.alert == "firing" and state.clear_since is not None:
         due = state.clear_since + keep_firing_for
         if now >= due:
-            return replace(state, alert=None, severity=None, clear_since=None), [Resolve(due, "the condition ended")]
+            return evolve(state, alert=None, severity=None, clear_since=None), [Resolve(due, "the condition ended")]
     return state, []
 
 

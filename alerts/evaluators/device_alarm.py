@@ -15,11 +15,12 @@ record: kept, marked late, notifying nobody.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.decisions import Decision, Late, Note, Open, Resolve
+from alerts.evaluators.evolve import evolve
 from alerts.rules import DeviceAlarmRule
 
 #: How long an alarm id is remembered (ids are 16-bit and restart when the device does).
@@ -69,18 +70,18 @@ def evaluate(
     if action == "open":
         if key is not None and key in seen:
             again: list[Decision] = [Note(at, f"{label} reported again (re-sent history or a repeat): no new alert")]
-            return replace(state, seen=seen), again if state.open else []
+            return evolve(state, seen=seen), again if state.open else []
         if key is not None:
             seen[key] = at.isoformat()
         if state.open:
-            return replace(state, seen=seen), [Note(at, f"another {rule.category} {label} while this one is open")]
+            return evolve(state, seen=seen), [Note(at, f"another {rule.category} {label} while this one is open")]
         if state.last is not None and at < state.last:
-            return replace(state, seen=seen), [Late(at, rule.severity, None, f"{rule.category}: {label}", key)]
+            return evolve(state, seen=seen), [Late(at, rule.severity, None, f"{rule.category}: {label}", key)]
         decision = Open(at, rule.severity, None, True, f"{rule.category}: device {label}", key)
         return AlarmState(seen, key, True, max(at, state.last or at)), [decision]
     # the device cleared an alarm
     if not state.open or (key is not None and state.open_key is not None and key != state.open_key):
-        return replace(state, seen=seen), []
+        return evolve(state, seen=seen), []
     if rule.on_device_clear == "resolve":
         return AlarmState(seen, None, False, state.last), [Resolve(at, f"the device cleared {label}")]
-    return replace(state, seen=seen), [Note(at, f"the device cleared {label}")]
+    return evolve(state, seen=seen), [Note(at, f"the device cleared {label}")]

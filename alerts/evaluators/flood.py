@@ -13,11 +13,12 @@ slops back over the line is one flood, not two.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from alerts.decisions import Decision, Open, Reseverity, Resolve, Severity
+from alerts.evaluators.evolve import evolve
 from alerts.evaluators.observations import LevelObs
 from alerts.rules import FloodRule
 
@@ -86,17 +87,16 @@ def observe(rule: FloodRule, state: FloodState, obs: LevelObs) -> tuple[FloodSta
     """One reading. No echo and unknown geometry change nothing (a sensor fault is not water)."""
     if state.last is not None and obs.at <= state.last:
         return state, []  # backfill never moves the live state
-    s = replace(state, last=obs.at)
+    s = state
     if obs.fill_pct is None or obs.level_mm is None:
-        return s, []
+        return evolve(s, last=obs.at), []
     if s.prev_at is not None and s.prev_mm is not None:
         minutes = max((obs.at - s.prev_at).total_seconds() / 60.0, 1e-6)
         agrees = s.skipped_mm is not None and abs(obs.level_mm - s.skipped_mm) <= rule.spike_mm
         if abs(obs.level_mm - s.prev_mm) / minutes > rule.max_gradient_mm_per_min and not agrees:
             # Faster than water moves: not a reading of the surface. A real step (the sensor re-mounted)
             # is believed when the next reading agrees with the skipped one.
-            return replace(s, skipped_mm=obs.level_mm), []
-    s = replace(s, skipped_mm=None)
+            return evolve(s, last=obs.at, skipped_mm=obs.level_mm), []
     level = level_at(rule, obs.fill_pct, s.level)
     step_mm = s.step_mm
     if level is None:
@@ -107,25 +107,25 @@ def observe(rule: FloodRule, state: FloodState, obs: LevelObs) -> tuple[FloodSta
         step_mm = None  # the surface moves: water
     count = s.count + 1 if level is not None else 0
     at_level = s.at_level + 1 if level is not None and level == s.level else (1 if level is not None else 0)
-    s = replace(s, level=level, count=count, at_level=at_level, prev_at=obs.at, prev_mm=obs.level_mm,
-                prev_pct=obs.fill_pct, step_mm=step_mm)  # fmt: skip
+    clear_since = None if level is not None else s.clear_since
+    s = evolve(s, last=obs.at, skipped_mm=None, level=level, count=count, at_level=at_level, prev_at=obs.at,
+                prev_mm=obs.level_mm, prev_pct=obs.fill_pct, step_mm=step_mm, clear_since=clear_since)  # fmt: skip
     out: list[Decision] = []
     if level is not None:
-        s = replace(s, clear_since=None)
         if not s.open and count >= rule.confirm and step_mm is None:
             summary = f"gully {obs.fill_pct:.0f}% full ({level} above {dict(rule.levels())[level]:g}%)"
             details = {"fill_pct": round(obs.fill_pct, 1), "level_mm": round(obs.level_mm, 1), "readings": count}
             out.append(Open(obs.at, level, round(obs.fill_pct, 1), True, summary, details=details))
-            s = replace(s, open=True, severity=level)
+            s = evolve(s, open=True, severity=level)
         elif s.open and s.severity != level and at_level >= rule.confirm:
             out.append(Reseverity(obs.at, level, round(obs.fill_pct, 1)))
-            s = replace(s, severity=level)
+            s = evolve(s, severity=level)
         return s, out
     if s.open:
         clear_since = s.clear_since or obs.at
         if obs.at - clear_since >= rule.keep_firing_for:
-            return replace(s, open=False, severity=None, clear_since=None), [Resolve(obs.at, "the water went down")]
-        s = replace(s, clear_since=clear_since)
+            return evolve(s, open=False, severity=None, clear_since=None), [Resolve(obs.at, "the water went down")]
+        s = evolve(s, clear_since=clear_since)
     return s, out
 
 
@@ -135,7 +135,7 @@ def tick(rule: FloodRule, state: FloodState, now: datetime) -> tuple[FloodState,
     due_at = due(rule, state)
     if due_at is None or now < due_at:
         return state, []
-    return replace(state, open=False, severity=None, clear_since=None), [Resolve(due_at, "the water went down")]
+    return evolve(state, open=False, severity=None, clear_since=None), [Resolve(due_at, "the water went down")]
 
 
 def due(rule: FloodRule, state: FloodState) -> datetime | None:

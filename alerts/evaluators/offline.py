@@ -8,11 +8,12 @@ silence a gateway outage explains is held back (`inhibited_by`) instead of raisi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.decisions import Decision, Open, Resolve, Severity
+from alerts.evaluators.evolve import evolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +79,8 @@ def seen(state: OfflineState, at: datetime, gateways: Iterable[str] = ()) -> tup
     if state.open and at >= (state.last_seen or at):
         return OfflineState(newest, False, False, via), [Resolve(at, "the device is sending again")]
     if state.last_seen is not None and at < state.last_seen:  # re-sent history: the device is no less silent
-        return replace(state, gateways=via), []
-    return replace(state, last_seen=newest, rearm=False, gateways=via, inhibited_by=None, counted_from=None), []
+        return evolve(state, gateways=via), []
+    return evolve(state, last_seen=newest, rearm=False, gateways=via, inhibited_by=None, counted_from=None), []
 
 
 def tick(
@@ -96,7 +97,7 @@ def tick(
         return state, []
     minutes = int(silent_after.total_seconds() // 60)
     summary = f"no uplink since {state.last_seen.isoformat()} ({minutes} min without one)"
-    return replace(state, open=True), [Open(due, severity, None, True, summary)]
+    return evolve(state, open=True), [Open(due, severity, None, True, summary)]
 
 
 def due(state: OfflineState, silent_after: timedelta) -> datetime | None:

@@ -10,11 +10,12 @@ device's longest run of identical distances in normal service is learned (and st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.decisions import Decision, Open, Resolve
+from alerts.evaluators.evolve import evolve
 from alerts.evaluators.observations import LevelObs
 from alerts.rules import SensorFaultRule
 
@@ -64,16 +65,14 @@ class FaultState:
 def observe(rule: SensorFaultRule, state: FaultState, obs: LevelObs) -> tuple[FaultState, list[Decision]]:
     if state.last is not None and obs.at <= state.last:
         return state, []
-    s = replace(state, last=obs.at)
     reason: str | None = None
     if obs.distance_valid is False or obs.distance_mm is None:
-        since = s.no_echo_since or obs.at
-        s = replace(s, no_echo_since=since)
+        since = state.no_echo_since or obs.at
+        s = evolve(state, last=obs.at, no_echo_since=since)
         if obs.at - since >= rule.no_echo_for:
             reason = "no echo"
         return _settle(rule, s, obs.at, reason, abnormal=True)
-    s = replace(s, no_echo_since=None)
-    s = replace(s, tilted=s.tilted + 1 if obs.tilted else 0)
+    s = evolve(state, last=obs.at, no_echo_since=None, tilted=state.tilted + 1 if obs.tilted else 0)
     if s.tilted >= rule.tilt_readings:
         reason = "tilted"
     s, stuck = _stuck(rule, s, obs)
@@ -91,12 +90,13 @@ def _stuck(rule: SensorFaultRule, s: FaultState, obs: LevelObs) -> tuple[FaultSt
         length = (obs.at - s.run_start).total_seconds()
         limit = max(rule.stuck_min_for.total_seconds(), rule.stuck_factor * s.longest_run_s)
         return s, (f"stuck at {value:g} mm for {length / 3600:.1f} h" if length >= limit else None)
+    longest = s.longest_run_s
     if s.run_start is not None and s.run_mm is not None and not (s.open and s.reason and s.reason.startswith("stuck")):
         ended = (obs.at - s.run_start).total_seconds()
         limit = max(rule.stuck_min_for.total_seconds(), rule.stuck_factor * s.longest_run_s)
         if ended < limit:  # a normal run: learn how long this device repeats itself
-            s = replace(s, longest_run_s=max(s.longest_run_s, ended))
-    return replace(s, run_mm=value, run_start=obs.at), None
+            longest = max(longest, ended)
+    return evolve(s, run_mm=value, run_start=obs.at, longest_run_s=longest), None
 
 
 def _shape(rule: SensorFaultRule, s: FaultState, obs: LevelObs, *, hold: bool = True) -> tuple[FaultState, str | None]:
@@ -109,23 +109,23 @@ def _shape(rule: SensorFaultRule, s: FaultState, obs: LevelObs, *, hold: bool = 
         minutes = max((obs.at - s.prev_at).total_seconds() / 60.0, 1e-6)
         far = jump > rule.spike_mm or jump / minutes > rule.max_gradient_mm_per_min
         if hold and s.candidate_mm is None and far and s.step_mm is None:  # hold it: is it one point?
-            return replace(s, candidate_mm=obs.level_mm, candidate_pct=obs.fill_pct, candidate_at=obs.at), None
+            return evolve(s, candidate_mm=obs.level_mm, candidate_pct=obs.fill_pct, candidate_at=obs.at), None
         if s.candidate_mm is not None:
             if jump <= rule.spike_mm:  # back where it was: the held reading was a spike
                 now = obs.at.timestamp()
                 window = rule.spike_window.total_seconds()
                 spikes = (*[t for t in s.spikes if now - t <= window], now)
-                s = replace(s, spikes=spikes, candidate_mm=None, candidate_pct=None, candidate_at=None)
+                s = evolve(s, spikes=spikes, candidate_mm=None, candidate_pct=None, candidate_at=None)
                 if len(spikes) >= rule.spikes:
                     reason = f"{len(spikes)} echo spikes within {_hours(rule.spike_window)}"
-                return replace(s, prev_at=obs.at, prev_mm=obs.level_mm, prev_pct=obs.fill_pct), reason
+                return evolve(s, prev_at=obs.at, prev_mm=obs.level_mm, prev_pct=obs.fill_pct), reason
             if s.candidate_at is not None:  # it stayed: a real change, judged as the reading it was
                 held = LevelObs(s.candidate_at, None, True, s.candidate_mm, None, s.candidate_pct)
                 s, _ = _shape(
-                    rule, replace(s, candidate_mm=None, candidate_pct=None, candidate_at=None), held, hold=False
+                    rule, evolve(s, candidate_mm=None, candidate_pct=None, candidate_at=None), held, hold=False
                 )
                 return _shape(rule, s, obs)
-            s = replace(s, candidate_mm=None, candidate_pct=None, candidate_at=None)
+            s = evolve(s, candidate_mm=None, candidate_pct=None, candidate_at=None)
     pct = obs.fill_pct
     step_mm, step_at = s.step_mm, s.step_at
     if pct is not None and s.prev_pct is not None:
@@ -136,30 +136,31 @@ def _shape(rule: SensorFaultRule, s: FaultState, obs: LevelObs, *, hold: bool = 
             step_mm, step_at = None, None
     if step_mm is not None and step_at is not None and obs.at - step_at >= rule.obstruction_for:
         reason = f"a flat level {obs.level_mm - step_mm:+.0f} mm after a step from rest: something over the grate?"
-    return replace(s, prev_at=obs.at, prev_mm=obs.level_mm, prev_pct=pct, step_mm=step_mm, step_at=step_at), reason
+    return evolve(s, prev_at=obs.at, prev_mm=obs.level_mm, prev_pct=pct, step_mm=step_mm, step_at=step_at), reason
 
 
 def _settle(
     rule: SensorFaultRule, s: FaultState, at: datetime, reason: str | None, *, abnormal: bool
 ) -> tuple[FaultState, list[Decision]]:
     if reason is not None:
-        s = replace(s, normal_since=None)
+        if s.normal_since is not None:
+            s = evolve(s, normal_since=None)
         if not s.open:
             summary = f"sensor fault: {reason}"
-            return replace(s, open=True, reason=reason), [
+            return evolve(s, open=True, reason=reason), [
                 Open(at, rule.severity, None, True, summary, details={"reason": reason})
             ]
         return s, []
     if not s.open:
         return s, []
     if abnormal:
-        return replace(s, normal_since=None), []
+        return (evolve(s, normal_since=None) if s.normal_since is not None else s), []
     since = s.normal_since or at
     if at - since >= rule.clear_after:
-        return replace(s, open=False, reason=None, normal_since=None, spikes=()), [
+        return evolve(s, open=False, reason=None, normal_since=None, spikes=()), [
             Resolve(at, "the sensor reads normally again")
         ]
-    return replace(s, normal_since=since), []
+    return (evolve(s, normal_since=since) if since != s.normal_since else s), []
 
 
 def tick(rule: SensorFaultRule, state: FaultState, now: datetime) -> tuple[FaultState, list[Decision]]:

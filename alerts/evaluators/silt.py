@@ -38,12 +38,13 @@ of the next day, or on the clock (`tick`) an hour after midnight if no reading h
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from statistics import median
 from typing import Any
 
 from alerts.decisions import Decision, Open, Resolve
+from alerts.evaluators.evolve import evolve
 from alerts.evaluators.observations import LevelObs
 from alerts.rules import SiltRule
 
@@ -124,7 +125,7 @@ def observe(rule: SiltRule, state: SiltState, obs: LevelObs) -> tuple[SiltState,
     echo, tilted readings and older readings are skipped."""
     if state.last is not None and obs.at <= state.last:
         return state, []
-    state = replace(state, last=obs.at)
+    state = evolve(state, last=obs.at)
     if obs.excess_mm is None or obs.tilted:
         return state, []
     today = obs.at.astimezone(UTC).date()
@@ -132,7 +133,7 @@ def observe(rule: SiltRule, state: SiltState, obs: LevelObs) -> tuple[SiltState,
     if state.day is not None and today > state.day:
         state = _close(rule, state, out)
     if state.day is None:
-        state = replace(state, day=today)
+        state = evolve(state, day=today)
     return _count(state, math.floor(obs.excess_mm)), out
 
 
@@ -176,7 +177,7 @@ def theil_sen(points: list[tuple[float, float]]) -> float:
 def _count(state: SiltState, mm: int) -> SiltState:
     """Add a reading to the day's bins, merging the highest bins once there are more than MAX_BINS."""
     if state.over_from is not None and mm >= state.over_from:
-        return replace(state, over=state.over + 1)
+        return evolve(state, over=state.over + 1)
     counts = dict(state.bins)
     counts[mm] = counts.get(mm, 0) + 1
     bins = sorted(counts.items())
@@ -184,28 +185,28 @@ def _count(state: SiltState, mm: int) -> SiltState:
     while len(bins) > MAX_BINS:
         top, count = bins.pop()
         over, over_from = over + count, top
-    return replace(state, bins=tuple(bins), over=over, over_from=over_from)
+    return evolve(state, bins=tuple(bins), over=over, over_from=over_from)
 
 
 def _close(rule: SiltRule, state: SiltState, out: list[Decision]) -> SiltState:
     """The collected day is over: keep its dry level, learn, and decide (at the day's end)."""
     assert state.day is not None
     level, day, at = dry_level(rule, state), state.day, _end(state.day)
-    state = replace(state, day=None, bins=(), over=0, over_from=None)
+    state = evolve(state, day=None, bins=(), over=0, over_from=None)
     if state.alerted and not state.open:  # a person resolved it: whatever the level is now, start afresh
-        state = replace(state, alerted=False, clean=None, levels=())
+        state = evolve(state, alerted=False, clean=None, levels=())
     if level is None:
         return state
-    state = replace(state, levels=(*state.levels, (day, round(level, 2)))[-KEEP_DAYS:])
+    state = evolve(state, levels=(*state.levels, (day, round(level, 2)))[-KEEP_DAYS:])
     if state.open and state.clean is not None and level <= state.clean + rule.min_rise_mm / 2:
         out.append(Resolve(at, f"dry level back to {level:.0f} mm, within {rule.min_rise_mm / 2:g} mm of clean"))
-        return replace(state, open=False, alerted=False, clean=None, levels=((day, round(level, 2)),))
+        return evolve(state, open=False, alerted=False, clean=None, levels=((day, round(level, 2)),))
     state = _learn(state)
     if not state.open:
         opened = _judge(rule, state, at)
         if opened is not None:
             out.append(opened)
-            state = replace(state, open=True, alerted=True)
+            state = evolve(state, open=True, alerted=True)
     return state
 
 
@@ -215,8 +216,8 @@ def _learn(state: SiltState) -> SiltState:
         return state
     recent = median(v for _, v in state.levels[-CLEAN_DAYS:])
     if state.clean is None:
-        return replace(state, clean=median(v for _, v in state.levels[:CLEAN_DAYS]))
-    return replace(state, clean=min(state.clean, recent))
+        return evolve(state, clean=median(v for _, v in state.levels[:CLEAN_DAYS]))
+    return evolve(state, clean=min(state.clean, recent))
 
 
 def _judge(rule: SiltRule, state: SiltState, at: datetime) -> Open | None:

@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from alerts.decisions import Decision, Open, Resolve
+from alerts.evaluators.evolve import evolve
 from alerts.evaluators.observations import RoomObs
 from alerts.rules import WelfareRule
 
@@ -148,7 +149,7 @@ def observe(rule: WelfareRule, state: WelfareState, obs: RoomObs) -> tuple[Welfa
     days = state.days
     if state.last is not None and _utc(obs.at).date() > _utc(state.last).date():
         days = min(days + 1, 99_999)
-    state = replace(state, last=obs.at, days=days)
+    state = evolve(state, last=obs.at, days=days)
     if rule.watch == "inactivity":
         state, more = _observe_quiet(rule, state, obs)
     elif rule.watch == "bathroom_dwell":
@@ -196,7 +197,7 @@ def _advance(
         out: list[Decision] = []
         if state.open:
             out.append(Resolve(end, f"no activity outside the bedroom and bathroom for {_minutes(rule.window)} min"))
-        return replace(state, open=False, alerted=None, events=(), last_event=None), out
+        return evolve(state, open=False, alerted=None, events=(), last_event=None), out
     at = due(rule, state)
     if at is None or at > now or (strict and at == now):
         return state, []
@@ -213,12 +214,12 @@ def _observe_quiet(rule: WelfareRule, state: WelfareState, obs: RoomObs) -> tupl
     presence alone is not (someone collapsed in a chair is present). Activity ends the quiet spell:
     the spell is learned, an open alert resolves, and the next spell starts."""
     if state.since is None:  # the flat's first reading: quiet is counted from here
-        state = replace(state, since=obs.at, device=obs.device_id)
+        state = evolve(state, since=obs.at, device=obs.device_id)
     moved = bool(obs.occupied) and obs.room is not None and state.room is not None and obs.room != state.room
     bed_change = obs.in_bed is not None and state.in_bed is not None and obs.in_bed != state.in_bed
     room = obs.room if obs.occupied and obs.room is not None else state.room
     in_bed = obs.in_bed if obs.in_bed is not None else state.in_bed
-    state = replace(state, room=room, in_bed=in_bed)
+    state = evolve(state, room=room, in_bed=in_bed)
     if not (obs.active or moved or bed_change):
         return state, []
     assert state.since is not None
@@ -228,7 +229,7 @@ def _observe_quiet(rule: WelfareRule, state: WelfareState, obs: RoomObs) -> tupl
     out: list[Decision] = []
     if state.open:
         out.append(Resolve(max(obs.at, state.alerted or obs.at), "activity seen again"))
-    return replace(state, since=obs.at, device=obs.device_id, alerted=None, open=False), out
+    return evolve(state, since=obs.at, device=obs.device_id, alerted=None, open=False), out
 
 
 def _open_quiet(rule: WelfareRule, state: WelfareState) -> tuple[WelfareState, list[Decision]]:
@@ -249,7 +250,7 @@ def _open_quiet(rule: WelfareRule, state: WelfareState) -> tuple[WelfareState, l
         "days_known": state.days,
     }
     decision = Open(at, rule.severity, float(minutes), True, summary, device_id=state.device, details=details)
-    return replace(state, open=True, alerted=at), [decision]
+    return evolve(state, open=True, alerted=at), [decision]
 
 
 def _quiet_crossing(rule: WelfareRule, state: WelfareState) -> tuple[datetime, datetime, timedelta, int | None] | None:
@@ -324,7 +325,7 @@ def _learn_quiet(rule: WelfareRule, state: WelfareState, begin: datetime, end: d
             for h in _hours(lo, hi):
                 today[str(h)] = max(today.get(str(h), 0), minutes)
         ws += DAY
-    return replace(state, key=key, today=today, usual=usual)
+    return evolve(state, key=key, today=today, usual=usual)
 
 
 # --- bathroom dwell -----------------------------------------------------------------------------------
@@ -337,7 +338,7 @@ def _observe_bathroom(rule: WelfareRule, state: WelfareState, obs: RoomObs) -> t
         return state, []
     if obs.occupied:
         if state.since is None:
-            return replace(state, since=obs.at, device=obs.device_id, alerted=None), []
+            return evolve(state, since=obs.at, device=obs.device_id, alerted=None), []
         return state, []
     if state.since is None or obs.device_id != state.device:
         return state, []
@@ -346,7 +347,7 @@ def _observe_bathroom(rule: WelfareRule, state: WelfareState, obs: RoomObs) -> t
     out: list[Decision] = []
     if state.open:
         out.append(Resolve(max(obs.at, state.alerted or obs.at), "the bathroom is vacant again"))
-    return replace(state, since=None, alerted=None, open=False), out
+    return evolve(state, since=None, alerted=None, open=False), out
 
 
 def _open_bathroom(rule: WelfareRule, state: WelfareState, at: datetime) -> tuple[WelfareState, list[Decision]]:
@@ -364,7 +365,7 @@ def _open_bathroom(rule: WelfareRule, state: WelfareState, at: datetime) -> tupl
         "days_known": state.days,
     }
     decision = Open(at, rule.severity, float(minutes), True, summary, device_id=state.device, details=details)
-    return replace(state, open=True, alerted=at), [decision]
+    return evolve(state, open=True, alerted=at), [decision]
 
 
 def _dwell_threshold(rule: WelfareRule, state: WelfareState) -> tuple[timedelta, int | None]:
@@ -386,7 +387,7 @@ def _learn_visit(state: WelfareState, begin: datetime, end: datetime) -> Welfare
         usual, today = _push(usual, today, BATH_DAYS), {}
     minutes = max(0, round((end - begin) / timedelta(minutes=1)))
     today[VISIT] = max(today.get(VISIT, 0), minutes)
-    return replace(state, key=key, today=today, usual=usual)
+    return evolve(state, key=key, today=today, usual=usual)
 
 
 # --- night activity -----------------------------------------------------------------------------------
@@ -402,12 +403,12 @@ def _observe_night(rule: WelfareRule, state: WelfareState, obs: RoomObs) -> tupl
     ws = _window_start(obs.at, start)
     key = (ws - timedelta(hours=start)).date().isoformat()
     if state.key is not None and key != state.key:
-        state = replace(state, usual=_push(dict(state.usual), state.today, NIGHTS), today={})
-    state = replace(state, key=key)
+        state = evolve(state, usual=_push(dict(state.usual), state.today, NIGHTS), today={})
+    state = evolve(state, key=key)
     if not obs.at < ws + timedelta(hours=length):
         return state, []
     if PEAK not in state.today:  # a night with data: learned even if nothing happens (a peak of 0)
-        state = replace(state, today={**state.today, PEAK: 0})
+        state = evolve(state, today={**state.today, PEAK: 0})
     event = obs.room is not None and obs.room not in NIGHT_ROOMS and (obs.active or obs.occupied is True)
     if not event:
         return state, []
@@ -415,10 +416,10 @@ def _observe_night(rule: WelfareRule, state: WelfareState, obs: RoomObs) -> tupl
     cutoff = t - int(rule.window.total_seconds())
     events = (*(e for e in state.events if e > cutoff), t)[-MAX_EVENTS:]
     count = len(events)
-    state = replace(state, events=events, last_event=obs.at, device=obs.device_id)
+    state = evolve(state, events=events, last_event=obs.at, device=obs.device_id)
     threshold, usual = _night_threshold(rule, state)
     if state.alerted is None:  # an alerted episode teaches only the count that alerted
-        state = replace(state, today={**state.today, PEAK: max(state.today.get(PEAK, 0), min(count, threshold))})
+        state = evolve(state, today={**state.today, PEAK: max(state.today.get(PEAK, 0), min(count, threshold))})
     if state.alerted is not None or state.open or count < threshold:
         return state, []
     window = _minutes(rule.window)
@@ -435,7 +436,7 @@ def _observe_night(rule: WelfareRule, state: WelfareState, obs: RoomObs) -> tupl
         "days_known": state.days,
     }
     decision = Open(obs.at, rule.severity, float(count), True, summary, device_id=obs.device_id, details=details)
-    return replace(state, open=True, alerted=obs.at), [decision]
+    return evolve(state, open=True, alerted=obs.at), [decision]
 
 
 def _night_threshold(rule: WelfareRule, state: WelfareState) -> tuple[int, int | None]:
