@@ -136,8 +136,9 @@ class Engine:
 
     # --- the change feed ------------------------------------------------------------------------
 
-    def process(self, conn: psycopg.Connection, limit: int = 100) -> int:
-        """Evaluate the changes after this consumer's cursor (at most `limit`); returns how many."""
+    def process(self, conn: psycopg.Connection, limit: int = 100, *, upto: int | None = None) -> int:
+        """Evaluate the changes after this consumer's cursor (at most `limit`, and none after change
+        `upto`: replay's clock must judge between two batches); returns how many."""
         with conn.transaction():
             feed = ChangeFeed(conn, self.consumer)
             feed.position()
@@ -145,7 +146,7 @@ class Engine:
                 "SELECT position FROM feed_cursors WHERE consumer = %s FOR UPDATE", (self.consumer,)
             ).fetchone()  # two workers take turns: the second reads after the first commits
             position = int(row[0]) if row else 0
-            changes = feed.read(position, limit)
+            changes = [c for c in feed.read(position, limit) if upto is None or c.id <= upto]
             if not changes:
                 return 0
             readings = feed.readings(changes)
@@ -222,7 +223,7 @@ class Engine:
                 before = state
                 state, decisions = _observe(rule, state, device, time, item, views)
                 if isinstance(before, offline.OfflineState) and before.inhibited_by and not state.inhibited_by:
-                    back.setdefault(before.inhibited_by, time)
+                    back[before.inhibited_by] = min(time, back.get(before.inhibited_by, time))  # its first device back
                 for decision in decisions:
                     named = getattr(decision, "device_id", None)
                     shown = next((d for _, _, _, d, _ in items if d.device_id == named), device) if named else device

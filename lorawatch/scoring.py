@@ -13,10 +13,15 @@ delivered: no outbox row is written.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import time
+import traceback
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 
 import psycopg
 
@@ -26,7 +31,7 @@ from alerts.states import DatabaseStates, MemoryStates
 from ingest.pipeline import Limits, Processor, Skipped
 from simulators.capture import Message
 from store import alerts as db
-from store.records import Alert, DeadLetter, UplinkRecord
+from store.records import Alert, DeadLetter, UplinkRecord, WriteResult
 from store.writer import IngestWriter, device_models
 
 #: Messages per batch (one writer transaction, then one engine pass).
@@ -34,6 +39,8 @@ BATCH = 2000
 #: The longest data time one batch may span, whatever the rules.
 MAX_SPAN = timedelta(minutes=15)
 MIN_SPAN = timedelta(minutes=1)
+#: In two processes, batches span a fraction of the horizon, so ingest can run that many batches ahead.
+PIPELINE = 4
 
 
 def horizon(rules: RuleSet) -> timedelta:
@@ -80,13 +87,17 @@ def replay(
     tick: timedelta | None = None,
     progress: Callable[[int], None] | None = None,
     as_live: bool = False,
+    parallel: bool = True,
 ) -> ScoreRun:
     """Feed `messages` (in time order) through ingest and the alert engine on `conn` (a scratch,
     migrated database holding the device registry). Returns what happened and every alert raised.
 
     `as_live`: the engine as the live worker runs it (rule states read and written in the database by
     every pass, devices read every pass), several times slower; a test holds the two to the same
-    alerts."""
+    alerts. `parallel` (not with `as_live`): ingest runs in a second process, ahead of the engine by
+    no more than the clock allows (see `_pipelined`)."""
+    if parallel and not as_live:
+        return _pipelined(conn, messages, rules, batch=batch, tick=tick, progress=progress)
     started = time.perf_counter()
     models = device_models(conn)
     conn.commit()
@@ -163,3 +174,185 @@ def replay(
 
 def _time(message: Message) -> datetime:
     return datetime.fromtimestamp(message.time_ns / 1e9, UTC)
+
+
+# --- two processes --------------------------------------------------------------------------------
+#
+# Ingest (reading the capture, decoding, writing each batch and its change) runs in a forked child on a
+# connection of its own; the engine evaluates the batches in this process as their changes commit. The
+# two use both cores and the results are those of the one-process loop above, because the child keeps
+# to two rules:
+#
+# - it never writes a message later than a due time it knows of without first asking the engine to
+#   catch up and run the clock to that message ("tick"), so no batch straddles a clock pass;
+# - it never writes a message later than `span` after the first message of a batch the engine has not
+#   yet evaluated: whatever that batch makes due is at least `span` after its first reading (`horizon`),
+#   so it cannot fall inside anything written meanwhile.
+
+
+def _pipelined(
+    conn: psycopg.Connection,
+    messages: Iterable[Message],
+    rules: RuleSet,
+    *,
+    batch: int,
+    tick: timedelta | None,
+    progress: Callable[[int], None] | None,
+) -> ScoreRun:
+    started = time.perf_counter()
+    clock = ReplayClock()
+    states = MemoryStates()
+    engine = Engine(rules, clock, notify=False, states=states, fixed_registry=True)
+    span = horizon(rules) if tick is None else tick
+    due = engine.next_due(conn)
+    context = multiprocessing.get_context("fork")  # the child takes the message iterator as it is
+    inbox, child_out = context.Pipe(duplex=False)
+    child_in, outbox = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_ingest_child,
+        args=(conn.info.dsn, messages, batch, span, due, child_out, child_in),
+        name="lorawatch-score-ingest",
+        daemon=True,
+    )
+    child.start()
+    child_out.close()
+    child_in.close()
+    run = ScoreRun()
+    try:
+        while True:
+            try:
+                message = inbox.recv()
+            except EOFError:
+                raise RuntimeError(f"the scoring ingest process died (exit code {child.exitcode})") from None
+            kind = message[0]
+            if kind == "error":
+                raise RuntimeError(f"the scoring ingest process failed:\n{message[1]}")
+            if kind == "batch":
+                _, change_id, first, last, counts = message
+                due = _run_clock(conn, engine, clock, due, first, inclusive=False)
+                clock.now = max(clock.now, last)
+                if change_id is not None:
+                    while engine.process(conn, 500, upto=change_id):
+                        pass
+                due = engine.next_due(conn)
+                _tell(outbox, ("done", due))
+                run.messages += counts[0]
+                run.stored += counts[1]
+                run.dead_lettered += counts[2]
+                run.skipped += counts[3]
+                run.first = run.first or first
+                run.last = last
+                if progress is not None:
+                    progress(counts[0])
+            elif kind == "tick":
+                due = _run_clock(conn, engine, clock, due, message[1], inclusive=False)
+                _tell(outbox, ("ticked", due))
+            else:  # "end": what came due by the last message
+                if run.last is not None:
+                    _run_clock(conn, engine, clock, due, run.last, inclusive=True)
+                break
+        child.join()
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+        inbox.close()
+        outbox.close()
+    with conn.transaction():
+        states.flush(conn)
+    run.alerts = sorted(db.list_alerts(conn, open_only=False, limit=10_000_000), key=lambda a: (a.opened_at, a.id))
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def _tell(pipe: Connection, message: tuple[object, ...]) -> None:
+    """An answer to the ingest process; once it has sent its last batch it has gone, and needs none."""
+    with contextlib.suppress(BrokenPipeError):
+        pipe.send(message)
+
+
+def _run_clock(
+    conn: psycopg.Connection, engine: Engine, clock: ReplayClock, due: datetime | None, until: datetime, *,
+    inclusive: bool,
+) -> datetime | None:  # fmt: skip
+    """Clock passes at every due time before `until` (or at it, `inclusive`); returns the next due."""
+    while due is not None and (due < until or (inclusive and due == until)):
+        clock.now = max(clock.now, due)
+        engine.tick(conn, due)
+        due = engine.next_due(conn)
+    return due
+
+
+def _ingest_child(
+    dsn: str,
+    messages: Iterable[Message],
+    batch: int,
+    span: timedelta,
+    due: datetime | None,
+    out: Connection,
+    back: Connection,
+) -> None:
+    """The ingest half: decode and write batches, tell the engine of each, keep to the two rules."""
+    try:
+        with psycopg.connect(dsn) as conn:
+            models = device_models(conn)
+            conn.commit()
+            processor = Processor(lambda app, dev: models.get((app, dev)) or models.get(("", dev)), Limits())
+            writer = IngestWriter(conn)
+            waiting: deque[datetime] = deque()  # first times of the batches the engine has not finished
+            pending: list[Message] = []
+            known = due
+
+            def answer() -> str:
+                """The engine's next word: a batch finished or a clock run done, and the next due time."""
+                nonlocal known
+                kind, known = back.recv()
+                if kind == "done":
+                    waiting.popleft()
+                return str(kind)
+
+            def flush() -> None:
+                if not pending:
+                    return
+                result, counts = _ingest(processor, writer, pending)
+                out.send(("batch", result.change_id, _time(pending[0]), _time(pending[-1]), counts))
+                waiting.append(_time(pending[0]))
+                pending.clear()
+
+            for message in messages:
+                at = _time(message)
+                while back.poll():
+                    answer()
+                if pending and (len(pending) >= batch or at - _time(pending[0]) >= span / PIPELINE):
+                    flush()
+                while waiting and at > waiting[0] + span:  # rule two: let the engine catch up
+                    flush()
+                    answer()
+                if known is not None and known < at:  # rule one: the clock runs before this message
+                    flush()
+                    out.send(("tick", at))
+                    while answer() != "ticked":
+                        pass
+                pending.append(message)
+            flush()
+            out.send(("end",))
+    except BaseException:
+        out.send(("error", traceback.format_exc()))
+
+
+def _ingest(processor: Processor, writer: IngestWriter, pending: list[Message]) -> tuple[WriteResult, tuple[int, ...]]:
+    """Decode and write one batch; (the write's result, (messages, stored, dead-lettered, skipped))."""
+    records: list[UplinkRecord] = []
+    dead: list[DeadLetter] = []
+    skipped: dict[str, int] = {}
+    for m in pending:
+        raw = m.payload.encode() if isinstance(m.payload, str) else m.payload
+        out = processor.process(m.topic, raw, _time(m))
+        if isinstance(out, UplinkRecord):
+            records.append(out)
+        elif isinstance(out, DeadLetter):
+            dead.append(out)
+        elif isinstance(out, Skipped):
+            skipped[out.kind] = skipped.get(out.kind, 0) + 1
+    result = writer.write(records, dead, skipped)
+    return result, (len(pending), result.stored, result.dead_lettered, result.skipped)
