@@ -141,10 +141,11 @@ class Engine:
         `upto`: replay's clock must judge between two batches); returns how many."""
         with conn.transaction():
             feed = ChangeFeed(conn, self.consumer)
-            feed.position()
-            row = conn.execute(
-                "SELECT position FROM feed_cursors WHERE consumer = %s FOR UPDATE", (self.consumer,)
-            ).fetchone()  # two workers take turns: the second reads after the first commits
+            lock = "SELECT position FROM feed_cursors WHERE consumer = %s FOR UPDATE"
+            row = conn.execute(lock, (self.consumer,)).fetchone()  # two workers take turns on it
+            if row is None:  # the consumer's first pass: make its cursor row, then lock it
+                feed.position()
+                row = conn.execute(lock, (self.consumer,)).fetchone()
             position = int(row[0]) if row else 0
             changes = [c for c in feed.read(position, limit) if upto is None or c.id <= upto]
             if not changes:
@@ -256,8 +257,7 @@ class Engine:
     def next_due(self, conn: psycopg.Connection) -> datetime | None:
         """The earliest data time at which the clock has something to decide (replay ticks there). In
         a transaction of its own, so an idle connection is left idle (not inside an implicit one)."""
-        with conn.transaction():
-            return self.states.next_due(conn)
+        return self.states.next_due(conn)
 
     def tick(self, conn: psycopg.Connection, now: datetime | None = None, *, sweep: bool = False) -> None:
         """Everything that needs no new data, as of `now` (default: the engine's clock): `for` and

@@ -47,7 +47,9 @@ class DatabaseStates:
         return db.due_states(conn, now)
 
     def next_due(self, conn: psycopg.Connection) -> datetime | None:
-        return db.next_due(conn)
+        """In a transaction of its own, so an idle connection is left idle (not inside an implicit one)."""
+        with conn.transaction():
+            return db.next_due(conn)
 
     def release_inhibited(self, conn: psycopg.Connection, gateway_id: str, at: datetime) -> None:
         db.release_inhibited(conn, gateway_id, at)
@@ -93,7 +95,9 @@ class MemoryStates(DatabaseStates):
         return {key: held[key] for key in sorted(k for k, at in self._due.items() if at <= now)}
 
     def next_due(self, conn: psycopg.Connection) -> datetime | None:
-        self._all(conn)
+        if self._states is None:
+            with conn.transaction():
+                self._all(conn)
         return min(self._due.values(), default=None)
 
     def release_inhibited(self, conn: psycopg.Connection, gateway_id: str, at: datetime) -> None:

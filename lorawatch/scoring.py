@@ -232,7 +232,7 @@ def _pipelined(
                 due = _run_clock(conn, engine, clock, due, first, inclusive=False)
                 clock.now = max(clock.now, last)
                 if change_id is not None:
-                    while engine.process(conn, 500, upto=change_id):
+                    while engine.process(conn, 500, upto=change_id) == 500:  # one change a batch: one pass
                         pass
                 due = engine.next_due(conn)
                 _tell(outbox, ("done", due))

@@ -84,11 +84,10 @@ def step(
         if level is not None and state.alert is None:
             return state, [Late(at, level, value, summary)]
         return state, []
-    s = evolve(state, last=at, value=value)
     out: list[Decision] = []
     if level is not None:
-        since = s.since or at
-        s = evolve(s, level=level, since=since, clear_since=None)
+        since = state.since or at
+        s = evolve(state, last=at, value=value, level=level, since=since, clear_since=None)
         if s.alert is None:
             firing = for_ <= timedelta(0)
             out.append(Open(at, level, value, firing, summary))
@@ -100,7 +99,7 @@ def step(
             out.append(Reseverity(at, level, value))
             s = evolve(s, severity=level)
         return s, out
-    s = evolve(s, level=None, since=None)
+    s = evolve(state, last=at, value=value, level=None, since=None)
     if s.alert == "pending":
         out.append(Resolve(at, f"the condition ended before it had held for {_show(for_)}"))
         return evolve(s, alert=None, severity=None), out

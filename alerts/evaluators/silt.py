@@ -125,16 +125,13 @@ def observe(rule: SiltRule, state: SiltState, obs: LevelObs) -> tuple[SiltState,
     echo, tilted readings and older readings are skipped."""
     if state.last is not None and obs.at <= state.last:
         return state, []
-    state = evolve(state, last=obs.at)
     if obs.excess_mm is None or obs.tilted:
-        return state, []
+        return evolve(state, last=obs.at), []
     today = obs.at.astimezone(UTC).date()
     out: list[Decision] = []
     if state.day is not None and today > state.day:
         state = _close(rule, state, out)
-    if state.day is None:
-        state = evolve(state, day=today)
-    return _count(state, math.floor(obs.excess_mm)), out
+    return _count(state, math.floor(obs.excess_mm), last=obs.at, day=state.day or today), out
 
 
 def tick(rule: SiltRule, state: SiltState, now: datetime) -> tuple[SiltState, list[Decision]]:
@@ -174,10 +171,11 @@ def theil_sen(points: list[tuple[float, float]]) -> float:
 # --- the day machine --------------------------------------------------------------------------------
 
 
-def _count(state: SiltState, mm: int) -> SiltState:
-    """Add a reading to the day's bins, merging the highest bins once there are more than MAX_BINS."""
+def _count(state: SiltState, mm: int, **also: Any) -> SiltState:
+    """Add a reading to the day's bins, merging the highest bins once there are more than MAX_BINS
+    (`also`: other fields that change with it)."""
     if state.over_from is not None and mm >= state.over_from:
-        return evolve(state, over=state.over + 1)
+        return evolve(state, over=state.over + 1, **also)
     counts = dict(state.bins)
     counts[mm] = counts.get(mm, 0) + 1
     bins = sorted(counts.items())
@@ -185,7 +183,7 @@ def _count(state: SiltState, mm: int) -> SiltState:
     while len(bins) > MAX_BINS:
         top, count = bins.pop()
         over, over_from = over + count, top
-    return evolve(state, bins=tuple(bins), over=over, over_from=over_from)
+    return evolve(state, bins=tuple(bins), over=over, over_from=over_from, **also)
 
 
 def _close(rule: SiltRule, state: SiltState, out: list[Decision]) -> SiltState:
