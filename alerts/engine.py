@@ -132,7 +132,7 @@ class Engine:
         self.states = states or DatabaseStates()
         self.fixed_registry = fixed_registry
         self._devices: dict[int, Device] = {}
-        self._plans: dict[int, list[tuple[Rule, str]]] = {}
+        self._plans: dict[int, list[tuple[Rule, str, int]]] = {}
 
     # --- the change feed ------------------------------------------------------------------------
 
@@ -159,16 +159,16 @@ class Engine:
                     seen[ref] = Seen(max(time, old.at), tuple(sorted({*via, *old.gateways})))
             work: dict[int, list[tuple[datetime, int, Observation]]] = defaultdict(list)
             for r in readings:
-                work[r.device_ref].append((r.time, 1, r))
+                work[r.device_ref].append((r.time, READINGS, r))
             for e in events:
-                work[e.device_ref].append((e.time, 0, e))  # an alarm before a reading of the same instant
+                work[e.device_ref].append((e.time, EVENTS, e))  # an alarm before a reading of the same instant
             for ref, item in seen.items():
-                work[ref].append((item.at, 2, item))
+                work[ref].append((item.at, SIGHTINGS, item))
             simulated: dict[int, list[tuple[datetime, int, Observation]]] = defaultdict(list)
             for r in feed.simulated_readings(changes):
-                simulated[r.device_ref].append((r.time, 1, r))
+                simulated[r.device_ref].append((r.time, READINGS, r))
             for e in feed.simulated_events(changes):
-                simulated[e.device_ref].append((e.time, 0, e))
+                simulated[e.device_ref].append((e.time, EVENTS, e))
             devices = self._devices_by_ref(conn, [*work, *simulated])
             self._evaluate(conn, devices, work)
             if simulated:
@@ -197,16 +197,19 @@ class Engine:
             device = devices.get(ref)
             if device is None:
                 continue
-            entries = [(time, order, ref, device, item) for time, order, item in sorted(work[ref], key=_order)]
-            for rule, subject in self._plan(device):
-                if simulated and rule.simulated == "ignore":
+            by_kind: tuple[list[Any], list[Any], list[Any]] = ([], [], [])  # events, readings, sightings
+            for time, order, item in sorted(work[ref], key=_order):
+                by_kind[order].append((time, order, ref, device, item))
+            for rule, subject, kind in self._plan(device):
+                entries = by_kind[kind]
+                if not entries or (simulated and rule.simulated == "ignore"):
                     continue
                 key = (rule.name, subject + suffix)
                 task = tasks.get(key)
                 if task is None:
-                    tasks[key] = (rule, list(entries))
+                    tasks[key] = (rule, entries)
                 else:
-                    task[1].extend(entries)
+                    tasks[key] = (rule, [*task[1], *entries])  # a new list: `entries` is shared by rules
                     merged.add(key)
         states = self.states.load(conn, list(tasks))
         open_ = db.open_alerts(conn, sorted({subject for _, subject in tasks}))
@@ -243,11 +246,14 @@ class Engine:
             self._devices |= db.devices_by_ref(conn, missing)
         return {ref: self._devices[ref] for ref in refs if ref in self._devices}
 
-    def _plan(self, device: Device) -> list[tuple[Rule, str]]:
-        """The rules that judge a device's observations, and the subject each judges."""
+    def _plan(self, device: Device) -> list[tuple[Rule, str, int]]:
+        """The rules that judge a device's observations, the subject each judges, and what it reads
+        (EVENTS, READINGS or SIGHTINGS: a rule is given only those)."""
         plan = self._plans.get(device.id) if self.fixed_registry else None
         if plan is None:
-            plan = [(r, subject) for r in self.rules.rules_for(device) if (subject := subject_for(r, device))]
+            plan = [
+                (r, subject, _reads(r)) for r in self.rules.rules_for(device) if (subject := subject_for(r, device))
+            ]
             if self.fixed_registry:
                 self._plans[device.id] = plan
         return plan
@@ -866,6 +872,16 @@ _DETECTORS: dict[type, tuple[Any, Callable[..., tuple[Any, list[Decision]]], Cal
     WelfareRule: (welfare.WelfareState, welfare.tick, welfare.due),
     AnomalyRule: (anomaly.AnomalyState, anomaly.tick, anomaly.due),
 }
+
+
+#: What a rule reads, which is also the order of observations at one instant (an alarm first).
+EVENTS, READINGS, SIGHTINGS = 0, 1, 2
+
+
+def _reads(rule: Rule) -> int:
+    if isinstance(rule, OfflineRule):
+        return SIGHTINGS
+    return EVENTS if isinstance(rule, DeviceAlarmRule) else READINGS
 
 
 def _order(item: tuple[Any, ...]) -> tuple[datetime, int, int]:

@@ -16,7 +16,8 @@ measurements:
   cluster, in uplinks per second of wall time, capture reading included.
 
 Target (issue 11): score >= 0.5x ingest. Scoring does everything ingest does and then evaluates every
-rule on every reading, in one process; ingest runs two worker processes.
+rule on every reading: ingest in one process, the engine in another; ingest alone runs two worker
+processes.
 """
 
 from __future__ import annotations
