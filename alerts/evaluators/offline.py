@@ -71,11 +71,17 @@ def seen(state: OfflineState, at: datetime, gateways: Iterable[str] = ()) -> tup
     """An uplink at data time `at` through `gateways` (an older one, from backfill, moves nothing back).
     A device heard again is no longer held back by a gateway outage."""
     newest = at if state.last_seen is None or at > state.last_seen else state.last_seen
-    via = dict(state.gateways)
+    gateways = tuple(gateways)
     stamp = at.timestamp()
-    for gateway in gateways:
-        via[gateway] = max(via.get(gateway, 0.0), stamp)
-    via = {g: t for g, t in via.items() if newest.timestamp() - t <= FORGET_S}
+    known = state.gateways
+    via: Mapping[str, float] = known
+    if any(known.get(g, -1.0) < stamp for g in gateways):  # most uplinks: no gateway is heard later than before
+        via = dict(known)
+        for gateway in gateways:
+            via[gateway] = max(via.get(gateway, 0.0), stamp)
+    oldest = newest.timestamp() - FORGET_S
+    if any(t < oldest for t in via.values()):
+        via = {g: t for g, t in via.items() if t >= oldest}
     if state.open and at >= (state.last_seen or at):
         return OfflineState(newest, False, False, via), [Resolve(at, "the device is sending again")]
     if state.last_seen is not None and at < state.last_seen:  # re-sent history: the device is no less silent

@@ -38,6 +38,7 @@ of the next day, or on the clock (`tick`) an hour after midnight if no reading h
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from statistics import median
@@ -176,14 +177,17 @@ def _count(state: SiltState, mm: int, **also: Any) -> SiltState:
     (`also`: other fields that change with it)."""
     if state.over_from is not None and mm >= state.over_from:
         return evolve(state, over=state.over + 1, **also)
-    counts = dict(state.bins)
-    counts[mm] = counts.get(mm, 0) + 1
-    bins = sorted(counts.items())
+    bins = state.bins
+    i = bisect_left(bins, (mm,))  # (mm,) sorts before (mm, count): the bin's place, found or not
+    if i < len(bins) and bins[i][0] == mm:
+        bins = (*bins[:i], (mm, bins[i][1] + 1), *bins[i + 1 :])
+    else:
+        bins = (*bins[:i], (mm, 1), *bins[i:])
     over, over_from = state.over, state.over_from
     while len(bins) > MAX_BINS:
-        top, count = bins.pop()
+        (top, count), bins = bins[-1], bins[:-1]
         over, over_from = over + count, top
-    return evolve(state, bins=tuple(bins), over=over, over_from=over_from, **also)
+    return evolve(state, bins=bins, over=over, over_from=over_from, **also)
 
 
 def _close(rule: SiltRule, state: SiltState, out: list[Decision]) -> SiltState:
