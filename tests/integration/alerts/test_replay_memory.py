@@ -3,10 +3,12 @@ reads and writes both in every pass. The two must raise the same alerts and leav
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from alerts.rules import DEFAULT_RULES_FILE, load_rules
 from lorawatch.cli import main
@@ -43,3 +45,12 @@ def test_replay_in_memory_raises_what_the_live_engine_raises(db_url: str, tmp_pa
     assert len({a[2] for a in live_alerts}) >= 3, live_alerts  # enough happened for the comparison to mean something
     assert memory_alerts == live_alerts
     assert memory_states == live_states
+
+
+def test_a_failure_in_the_ingest_process_is_raised_with_its_traceback(db_url: str) -> None:
+    def broken() -> Iterator[capture.Message]:
+        raise ValueError("the capture broke at line 7")
+        yield  # a generator
+
+    with psycopg.connect(db_url) as conn, pytest.raises(RuntimeError, match="the capture broke at line 7"):
+        replay(conn, broken(), load_rules(DEFAULT_RULES_FILE))
