@@ -113,22 +113,10 @@ def replay(
         """Write what is pending and let the engine evaluate it, at the data time of its last message."""
         if not pending:
             return
-        records: list[UplinkRecord] = []
-        dead: list[DeadLetter] = []
-        skipped: dict[str, int] = {}
-        for m in pending:
-            raw = m.payload.encode() if isinstance(m.payload, str) else m.payload
-            out = processor.process(m.topic, raw, _time(m))
-            if isinstance(out, UplinkRecord):
-                records.append(out)
-            elif isinstance(out, DeadLetter):
-                dead.append(out)
-            elif isinstance(out, Skipped):
-                skipped[out.kind] = skipped.get(out.kind, 0) + 1
-        result = writer.write(records, dead, skipped)
-        run.stored += result.stored
-        run.dead_lettered += result.dead_lettered
-        run.skipped += result.skipped
+        _, counts = _ingest(processor, writer, pending)
+        run.stored += counts[1]
+        run.dead_lettered += counts[2]
+        run.skipped += counts[3]
         clock.now = max(clock.now, _time(pending[-1]))
         while engine.process(conn, 500):
             pass
