@@ -148,13 +148,16 @@ def replay(
         pending.append(message)
         run.last = at
     flush()
-    due = engine.next_due(conn)
-    while run.last is not None and due is not None and due <= run.last:  # what came due by the last message
-        clock.now = max(clock.now, due)
-        engine.tick(conn, due)
-        due = engine.next_due(conn)
+    if run.last is not None:  # what came due by the last message
+        _run_clock(conn, engine, clock, engine.next_due(conn), run.last, inclusive=True)
+    return _finish(conn, states, run, started)
+
+
+def _finish(conn: psycopg.Connection, states: DatabaseStates, run: ScoreRun, started: float) -> ScoreRun:
+    """The states written (the scored database holds what a live engine would have left), and every
+    alert raised."""
     with conn.transaction():
-        states.flush(conn)  # the scored database holds the states a live engine would have left
+        states.flush(conn)
     run.alerts = sorted(db.list_alerts(conn, open_only=False, limit=10_000_000), key=lambda a: (a.opened_at, a.id))
     run.seconds = time.perf_counter() - started
     return run
@@ -246,11 +249,7 @@ def _pipelined(
             child.join()
         inbox.close()
         outbox.close()
-    with conn.transaction():
-        states.flush(conn)
-    run.alerts = sorted(db.list_alerts(conn, open_only=False, limit=10_000_000), key=lambda a: (a.opened_at, a.id))
-    run.seconds = time.perf_counter() - started
-    return run
+    return _finish(conn, states, run, started)
 
 
 def _tell(pipe: Connection, message: tuple[object, ...]) -> None:
