@@ -132,7 +132,7 @@ class Engine:
         self.states = states or DatabaseStates()
         self.fixed_registry = fixed_registry
         self._devices: dict[int, Device] = {}
-        self._plans: dict[int, list[tuple[Rule, str, int]]] = {}
+        self._plans: dict[int, list[_Step]] = {}
 
     # --- the change feed ------------------------------------------------------------------------
 
@@ -147,7 +147,7 @@ class Engine:
                 feed.position()
                 row = conn.execute(lock, (self.consumer,)).fetchone()
             position = int(row[0]) if row else 0
-            changes = [c for c in feed.read(position, limit) if upto is None or c.id <= upto]
+            changes = [c for c in feed.read(position, limit, keys=False) if upto is None or c.id <= upto]
             if not changes:
                 return 0
             readings = feed.readings(changes)
@@ -155,8 +155,10 @@ class Engine:
             seen: dict[int, Seen] = {}
             for change in changes:
                 for (ref, time), via in zip(change.seen, change.seen_gateways, strict=True):
-                    old = seen.get(ref) or Seen(time)
-                    seen[ref] = Seen(max(time, old.at), tuple(sorted({*via, *old.gateways})))
+                    old = seen.get(ref)  # the writer lists each change's gateways sorted, once each
+                    seen[ref] = Seen(time, via) if old is None else Seen(
+                        max(time, old.at), tuple(sorted({*via, *old.gateways}))
+                    )  # fmt: skip
             work: dict[int, list[tuple[datetime, int, Observation]]] = defaultdict(list)
             for r in readings:
                 work[r.device_ref].append((r.time, READINGS, r))
@@ -191,7 +193,7 @@ class Engine:
         alerts of their own (subject suffix `:simulated`), so they never move the real ones, and what
         they raise is marked simulated and notifies nobody."""
         suffix = ":simulated" if simulated else ""
-        tasks: dict[tuple[str, str], tuple[Rule, list[tuple[datetime, int, int, Device, Observation]]]] = {}
+        tasks: dict[tuple[str, str], tuple[_Step, list[tuple[datetime, int, int, Device, Observation]]]] = {}
         merged: set[tuple[str, str]] = set()  # tasks fed by more than one device (a flat): sorted again
         for ref in sorted(work):
             device = devices.get(ref)
@@ -200,16 +202,17 @@ class Engine:
             by_kind: tuple[list[Any], list[Any], list[Any]] = ([], [], [])  # events, readings, sightings
             for time, order, item in sorted(work[ref], key=_order):
                 by_kind[order].append((time, order, ref, device, item))
-            for rule, subject, kind in self._plan(device):
+            for step in self._plan(device):
+                rule, subject, kind = step.rule, step.subject, step.reads
                 entries = by_kind[kind]
                 if not entries or (simulated and rule.simulated == "ignore"):
                     continue
                 key = (rule.name, subject + suffix)
                 task = tasks.get(key)
                 if task is None:
-                    tasks[key] = (rule, entries)
+                    tasks[key] = (step, entries)
                 else:
-                    tasks[key] = (rule, [*task[1], *entries])  # a new list: `entries` is shared by rules
+                    tasks[key] = (step, [*task[1], *entries])  # a new list: `entries` is shared by rules
                     merged.add(key)
         states = self.states.load(conn, list(tasks))
         open_ = db.open_alerts(conn, sorted({subject for _, subject in tasks}))
@@ -217,22 +220,22 @@ class Engine:
         new_states: dict[tuple[str, str], tuple[Any, datetime | None]] = {}
         back: dict[str, datetime] = {}
         views = _Views()
-        for key, (rule, items) in tasks.items():
-            subject = key[1]
+        for key, (step, items) in tasks.items():
+            rule, subject, observe = step.rule, key[1], step.observe
             if key in merged:
                 items.sort(key=_order)
             alert = open_.get(key)
             state = _state(rule, states.get(key), alert)
-            for time, _, _, device, item in items:
+            for time, kind, _, device, item in items:
                 before = state
-                state, decisions = _observe(rule, state, device, time, item, views)
-                if isinstance(before, offline.OfflineState) and before.inhibited_by and not state.inhibited_by:
+                state, decisions = observe(state, device, time, item, views)
+                if kind == SIGHTINGS and before.inhibited_by and not state.inhibited_by:
                     back[before.inhibited_by] = min(time, back.get(before.inhibited_by, time))  # its first device back
                 for decision in decisions:
                     named = getattr(decision, "device_id", None)
                     shown = next((d for _, _, _, d, _ in items if d.device_id == named), device) if named else device
                     alert = self._apply(conn, rule, shown, subject, alert, decision, done)
-            new_states[key] = (state, _due(rule, state, items[-1][3]))
+            new_states[key] = (state, step.due(state, items[-1][3]))
         self.states.save(conn, new_states)
         for gateway_id, time in sorted(back.items()):
             self._gateway_back(conn, gateway_id, time, done)
@@ -246,13 +249,16 @@ class Engine:
             self._devices |= db.devices_by_ref(conn, missing)
         return {ref: self._devices[ref] for ref in refs if ref in self._devices}
 
-    def _plan(self, device: Device) -> list[tuple[Rule, str, int]]:
-        """The rules that judge a device's observations, the subject each judges, and what it reads
-        (EVENTS, READINGS or SIGHTINGS: a rule is given only those)."""
+    def _plan(self, device: Device) -> list[_Step]:
+        """The rules that judge a device's observations, the subject each judges, what it reads
+        (EVENTS, READINGS or SIGHTINGS: a rule is given only those), and its evaluator and due time
+        picked once for its type rather than for every observation."""
         plan = self._plans.get(device.id) if self.fixed_registry else None
         if plan is None:
             plan = [
-                (r, subject, _reads(r)) for r in self.rules.rules_for(device) if (subject := subject_for(r, device))
+                _Step(r, subject, _reads(r), _observer(r), _due_of(r))
+                for r in self.rules.rules_for(device)
+                if (subject := subject_for(r, device))
             ]
             if self.fixed_registry:
                 self._plans[device.id] = plan
@@ -758,6 +764,9 @@ def _state(rule: Rule, stored: Any, alert: Alert | None) -> Any:
     """The rule's state for a subject (`stored`: its JSON, its object, or None for a fresh one),
     corrected by the alerts table: an alert a person resolved is no longer open, whatever the state
     remembered."""
+    learned_as_kept = type(rule) in _DETECTORS and stored is not None and not isinstance(stored, dict)
+    if learned_as_kept and stored.open == (alert is not None):  # a detector's state as the alerts have it
+        return stored
     if isinstance(rule, GatewayOfflineRule):
         return None
     stored = _parsed(rule, stored)
@@ -801,39 +810,51 @@ def _parsed(rule: Rule, stored: Any) -> Any:
     return _DETECTORS[type(rule)][0].from_json(data)
 
 
-def _observe(
-    rule: Rule, state: Any, device: Device, time: datetime, item: Observation, views: _Views
-) -> tuple[Any, list[Decision]]:
+Observer = Callable[[Any, Device, datetime, Any, "_Views"], tuple[Any, list[Decision]]]
+DueOf = Callable[[Any, Device | None], datetime | None]
+
+
+def _observer(rule: Rule) -> Observer:
+    """The rule's evaluator for one observation (of the kind it reads: `_reads`)."""
     if isinstance(rule, ThresholdRule):
-        if isinstance(item, Reading):
-            return levels.threshold(rule, state, time, metric_value(rule.metric, device, item))
-        return state, []
+        metric = rule.metric
+        return lambda st, dev, at, item, _: levels.threshold(rule, st, at, metric_value(metric, dev, item))
     if isinstance(rule, BatteryRule):
-        if isinstance(item, Reading):
-            return levels.battery(rule, state, time, item.battery_v, item.battery_pct)
-        return state, []
+        return lambda st, dev, at, item, _: levels.battery(rule, st, at, item.battery_v, item.battery_pct)
     if isinstance(rule, DeviceAlarmRule):
-        if isinstance(item, Event):
-            return device_alarm.evaluate(rule, state, time, item.kind, item.attrs)
-        return state, []
+        return lambda st, dev, at, item, _: device_alarm.evaluate(rule, st, at, item.kind, item.attrs)
     if isinstance(rule, OfflineRule):
-        if isinstance(item, Seen):
-            return offline.seen(state, item.at, item.gateways)
-        return state, []
-    if not isinstance(item, Reading) or isinstance(rule, GatewayOfflineRule):
-        return state, []
+        return lambda st, dev, at, item, _: offline.seen(st, item.at, item.gateways)
+    if isinstance(rule, GatewayOfflineRule):  # judged on the clock, across devices
+        return lambda st, dev, at, item, _: (st, [])
     if isinstance(rule, WelfareRule):
-        return welfare.observe(rule, state, views.room(device, item))
+        return lambda st, dev, at, item, views: welfare.observe(rule, st, views.room(dev, item))
     if isinstance(rule, AnomalyRule):
-        return anomaly.observe(rule, state, time, metric_value(rule.metric, device, item))
-    obs = views.level(device, item)
-    if isinstance(rule, FloodRule):
-        return flood.observe(rule, state, obs)
-    if isinstance(rule, SensorFaultRule):
-        return sensor_fault.observe(rule, state, obs)
-    if isinstance(rule, BlockageRule):
-        return blockage.observe(rule, state, obs)
-    return silt.observe(rule, state, obs)
+        metric = rule.metric
+        return lambda st, dev, at, item, _: anomaly.observe(rule, st, at, metric_value(metric, dev, item))
+    detector: Callable[[Any, Any, LevelObs], tuple[Any, list[Decision]]] = _LEVEL_DETECTORS[type(rule)]
+    return lambda st, dev, at, item, views: detector(rule, st, views.level(dev, item))
+
+
+#: The detectors that reason in a gully's level (LevelObs), by rule model.
+_LEVEL_DETECTORS: dict[type, Callable[..., tuple[Any, list[Decision]]]] = {
+    FloodRule: flood.observe,
+    SensorFaultRule: sensor_fault.observe,
+    BlockageRule: blockage.observe,
+    SiltRule: silt.observe,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One rule of a device's plan: the rule, the subject it judges, what it reads, how it reads it,
+    and when its state is next due."""
+
+    rule: Rule
+    subject: str
+    reads: int
+    observe: Observer
+    due: DueOf
 
 
 def _tick(rule: Rule, state: Any, now: datetime, device: Device | None) -> tuple[Any, list[Decision]]:
@@ -848,19 +869,29 @@ def _tick(rule: Rule, state: Any, now: datetime, device: Device | None) -> tuple
 
 def _due(rule: Rule, state: Any, device: Device | None) -> datetime | None:
     """When the clock next has something to decide for this state (None: only data can change it)."""
+    return _due_of(rule)(state, device)
+
+
+def _due_of(rule: Rule) -> DueOf:
+    """The rule's due time of a state, as a function of the state and its device."""
     if isinstance(rule, ThresholdRule | BatteryRule):
-        cond: ConditionState = state
-        if cond.alert == "pending" and cond.since is not None:
-            return cond.since + rule.for_
-        if cond.alert == "firing" and cond.clear_since is not None:
-            return cond.clear_since + rule.keep_firing_for
-        return None
+        for_, keep = rule.for_, rule.keep_firing_for
+
+        def condition_due(cond: ConditionState, _: Device | None) -> datetime | None:
+            if cond.alert == "pending" and cond.since is not None:
+                return cond.since + for_
+            if cond.alert == "firing" and cond.clear_since is not None:
+                return cond.clear_since + keep
+            return None
+
+        return condition_due
     if isinstance(rule, OfflineRule):
-        return offline.due(state, rule.silent_after(device.attributes if device else {}))
+        offline_rule = rule
+        return lambda st, dev: offline.due(st, offline_rule.silent_after(dev.attributes if dev else {}))
     if isinstance(rule, DeviceAlarmRule | GatewayOfflineRule):
-        return None
-    at: datetime | None = _DETECTORS[type(rule)][2](rule, state)
-    return at
+        return lambda st, dev: None
+    detector_due: Callable[[Rule, Any], datetime | None] = _DETECTORS[type(rule)][2]
+    return lambda st, dev: detector_due(rule, st)
 
 
 #: The learned detectors' (state class, tick, due), by rule model.

@@ -27,6 +27,11 @@ _CHANGES = """
 SELECT id, committed_at, uplinks, readings, events, reading_devices, reading_times, event_devices, event_times,
        event_kinds, event_keys, seen_devices, seen_times, simulated_uplinks, seen_gateways
 FROM changes WHERE id > %s ORDER BY id LIMIT %s"""
+#: The same without the inserted rows' keys, for a consumer that reads the rows themselves (the engine).
+_CHANGES_SEEN = _CHANGES.replace(
+    "reading_devices, reading_times, event_devices, event_times,\n       event_kinds, event_keys",
+    "NULL, NULL, NULL, NULL,\n       NULL, NULL",
+)
 _READINGS = sql.SQL("""
 SELECT r.device_ref, d.device_id, d.application_id, r.time, {cols}
 FROM changes c, unnest(c.reading_devices, c.reading_times) AS k(device_ref, time)
@@ -61,8 +66,8 @@ def _change(row: Sequence[Any]) -> Change:
         uplinks=row[2],
         readings=row[3],
         events=row[4],
-        reading_keys=list(zip(row[5], row[6], strict=True)),
-        event_keys=list(zip(row[7], row[8], row[9], row[10], strict=True)),
+        reading_keys=list(zip(row[5], row[6], strict=True)) if row[5] is not None else [],
+        event_keys=list(zip(row[7], row[8], row[9], row[10], strict=True)) if row[7] is not None else [],
         seen=list(zip(row[11], row[12], strict=True)),
         simulated_uplinks=list(row[13]),
         # changes written before migration 0006 have no gateways: one empty entry per seen device
@@ -83,9 +88,12 @@ class ChangeFeed:
         row = self.conn.execute("SELECT position FROM feed_cursors WHERE consumer = %s", (self.consumer,)).fetchone()
         return int(row[0]) if row else 0
 
-    def read(self, after: int, limit: int = 100) -> list[Change]:
-        """Changes committed after id `after`, oldest first."""
-        return [_change(row) for row in self.conn.execute(_CHANGES, (after, limit)).fetchall()]
+    def read(self, after: int, limit: int = 100, *, keys: bool = True) -> list[Change]:
+        """Changes committed after id `after`, oldest first. `keys=False`: without the inserted rows'
+        keys (`reading_keys` and `event_keys` left empty), for a consumer that reads the rows through
+        `readings` and `events` anyway and would only pay to parse them."""
+        query = _CHANGES if keys else _CHANGES_SEEN
+        return [_change(row) for row in self.conn.execute(query, (after, limit)).fetchall()]
 
     def readings(self, changes: Sequence[Change]) -> list[Reading]:
         """Exactly the readings those changes inserted, by device then time. Rows are passed to

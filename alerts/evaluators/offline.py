@@ -7,7 +7,7 @@ silence a gateway outage explains is held back (`inhibited_by`) instead of raisi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,26 +67,36 @@ class OfflineState:
 FORGET_S = 7 * 86400.0
 
 
-def seen(state: OfflineState, at: datetime, gateways: Iterable[str] = ()) -> tuple[OfflineState, list[Decision]]:
+def seen(state: OfflineState, at: datetime, gateways: Sequence[str] = ()) -> tuple[OfflineState, list[Decision]]:
     """An uplink at data time `at` through `gateways` (an older one, from backfill, moves nothing back).
     A device heard again is no longer held back by a gateway outage."""
-    newest = at if state.last_seen is None or at > state.last_seen else state.last_seen
-    gateways = tuple(gateways)
+    last = state.last_seen
+    newest = at if last is None or at >= last else last
     stamp = at.timestamp()
     known = state.gateways
-    via: Mapping[str, float] = known
-    if any(known.get(g, -1.0) < stamp for g in gateways):  # most uplinks: no gateway is heard later than before
+    via: Mapping[str, float]
+    if len(known) == 1 and len(gateways) == 1 and (gateway := gateways[0]) in known and at is newest:
+        # Most uplinks: the newest, through the one gateway that carried the last (nothing to forget).
+        via = {gateway: stamp} if stamp > known[gateway] else known
+    else:
+        via = _carried(known, tuple(gateways), stamp, newest.timestamp() - FORGET_S)
+    if state.open and at >= (last or at):
+        return OfflineState(newest, False, False, via), [Resolve(at, "the device is sending again")]
+    if last is not None and at < last:  # re-sent history: the device is no less silent
+        return evolve(state, gateways=via), []
+    return OfflineState(newest, state.open, False, via), []
+
+
+def _carried(known: Mapping[str, float], gateways: tuple[str, ...], stamp: float, oldest: float) -> Mapping[str, float]:
+    """The gateway map after an uplink at `stamp` through `gateways`, without those unused since `oldest`."""
+    via = known
+    if any(known.get(g, -1.0) < stamp for g in gateways):
         via = dict(known)
         for gateway in gateways:
             via[gateway] = max(via.get(gateway, 0.0), stamp)
-    oldest = newest.timestamp() - FORGET_S
     if any(t < oldest for t in via.values()):
         via = {g: t for g, t in via.items() if t >= oldest}
-    if state.open and at >= (state.last_seen or at):
-        return OfflineState(newest, False, False, via), [Resolve(at, "the device is sending again")]
-    if state.last_seen is not None and at < state.last_seen:  # re-sent history: the device is no less silent
-        return evolve(state, gateways=via), []
-    return evolve(state, last_seen=newest, rearm=False, gateways=via, inhibited_by=None, counted_from=None), []
+    return via
 
 
 def tick(
