@@ -61,6 +61,21 @@ def _db_status(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if pending else 0
 
 
+def _db_api_password(args: argparse.Namespace, settings: Settings) -> int:
+    """Give the API's login role a password (for servers that do not trust loopback), read like the
+    users' passwords: without echo, or one line of stdin with --password-stdin."""
+    import psycopg
+
+    from lorawatch.cmd_users import read_password
+    from store import access
+
+    password = read_password(args, f"password for {access.API_ROLE}: ")
+    with psycopg.connect(database_url(settings)) as conn:
+        access.set_api_password(conn, password)
+    print(f"{access.API_ROLE} has a new password: put it in LORAWATCH_API_DATABASE_URL for `lorawatch serve`")
+    return 0
+
+
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     from store import status
 
@@ -93,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_db_migrate)
     p = db_sub.add_parser("status", help="list migrations and whether each is applied (exit 1 if any pending)")
     p.set_defaults(handler=_db_status)
+    p = db_sub.add_parser(
+        "api-password",
+        help="set the password of the lorawatch_api role (the API's login)",
+        description="Set lorawatch_api's password (hashed here with SCRAM; the server never sees it in plain).",
+    )
+    p.add_argument("--password-stdin", action="store_true", help="read the password as one line of standard input")
+    p.set_defaults(handler=_db_api_password)
 
     p = sub.add_parser("status", help="counts of devices, uplinks, readings, events, dead letters, alerts")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -108,13 +130,16 @@ def _command_modules() -> list[Callable[[argparse._SubParsersAction[argparse.Arg
     not at the top, because those modules import this one for `UsageError` and `database_url`."""
     from lorawatch import (
         cmd_alerts,
+        cmd_audit,
         cmd_demo,
         cmd_devices,
         cmd_gullies,
         cmd_ingest,
         cmd_rules,
         cmd_score,
+        cmd_serve,
         cmd_simulate,
+        cmd_users,
     )
 
     return [
@@ -126,6 +151,9 @@ def _command_modules() -> list[Callable[[argparse._SubParsersAction[argparse.Arg
         cmd_alerts.register,
         cmd_score.register,
         cmd_gullies.register,
+        cmd_serve.register,
+        cmd_users.register,
+        cmd_audit.register,
     ]
 
 

@@ -116,6 +116,45 @@ class Settings(BaseSettings):
         default=1, gt=0, description="how often delivery looks for retries that came due (new ones wake it at once)"
     )
 
+    # The API (`lorawatch serve`, docs/security.md).
+    api_database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL `lorawatch serve` connects with, as the lorawatch_api role; unset = "
+        "LORAWATCH_DATABASE_URL with user lorawatch_api and no password (the embedded cluster trusts loopback)",
+    )
+    serve_host: str = Field(default="127.0.0.1", description="address `lorawatch serve` listens on")
+    serve_port: int = Field(default=8000, ge=1, le=65535, description="port `lorawatch serve` listens on")
+    serve_tls_cert_file: Path | None = Field(
+        default=None, description="TLS certificate (PEM) for `lorawatch serve`; with the key file it serves https"
+    )
+    serve_tls_key_file: Path | None = Field(default=None, description="TLS private key (PEM) for `lorawatch serve`")
+    serve_forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="comma-separated proxy addresses whose X-Forwarded-For/-Proto are believed (client address, https)",
+    )
+    api_pool_size: int = Field(default=10, ge=1, le=200, description="database connections the API keeps at most")
+    session_ttl_h: float = Field(default=12, gt=0, le=24 * 30, description="a login session lasts this long")
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="mark the session cookie Secure: true, false, or unset = when the request came over https",
+    )
+    allowed_origins: str = Field(
+        default="",
+        description="comma-separated origins (https://host[:port]) besides the API's own that may log in and send "
+        "cookie-authenticated changes",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="failed logins for one username within LORAWATCH_LOGIN_WINDOW_S before refusal"
+    )
+    login_max_failures_per_ip: int = Field(
+        default=50, ge=1, description="failed logins from one client address within the window before refusal"
+    )
+    login_window_s: float = Field(default=900, gt=0, description="the failed-login counting window, seconds")
+    password_profile: Literal["rfc9106-low-memory", "cheapest"] = Field(
+        default="rfc9106-low-memory",
+        description="argon2 parameters for new password hashes; `cheapest` is for tests only (protects nothing)",
+    )
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp(cls, value: SecretStr | None) -> SecretStr | None:
@@ -123,6 +162,24 @@ class Settings(BaseSettings):
             parse_smtp_url(value.get_secret_value())  # its errors never echo the URL (it may hold a password)
             return value
         return None
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",") if o.strip()):
+            parts = urlsplit(origin)
+            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in ("", "/") or parts.query:
+                msg = f"LORAWATCH_ALLOWED_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path)"
+                raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _serve_tls(self) -> Settings:
+        if (self.serve_tls_cert_file is None) != (self.serve_tls_key_file is None):
+            raise ValueError(
+                "LORAWATCH_SERVE_TLS_CERT_FILE and LORAWATCH_SERVE_TLS_KEY_FILE go together: set both or neither"
+            )
+        return self
 
     @model_validator(mode="after")
     def _delivery(self) -> Settings:

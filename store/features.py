@@ -42,10 +42,12 @@ def detect_features(conn: psycopg.Connection) -> Features:
 
 
 def apply_features(conn: psycopg.Connection, features: Features) -> None:
-    """Turn on compression policies where licensed; idempotent."""
+    """Turn on compression policies where licensed (uplinks only); idempotent."""
     if not features.licensed:
         log.info("timescaledb_apache_edition", extra={"version": features.version})
         return
-    for table, segment in (("readings", "device_id"), ("uplinks", "device_id")):
+    # Only uplinks: TimescaleDB refuses compression on a table with row security (readings and events
+    # have it, migration 0007; timescale/timescaledb#6827), and no API role reads uplinks.
+    for table, segment in (("uplinks", "device_id"),):
         conn.execute(f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = '{segment}')")
         conn.execute("SELECT add_compression_policy(%s, %s::interval, if_not_exists => true)", (table, COMPRESS_AFTER))

@@ -15,6 +15,7 @@ from importlib import resources
 
 import psycopg
 
+from store.access import seal_chunks
 from store.features import Features, apply_features, detect_features
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def _applied(conn: psycopg.Connection) -> dict[int, tuple[str, str, datetime]]:
 
 
 def migrate(conninfo: str) -> list[Migration]:
-    """Apply every pending migration, then the licence-dependent features; return what was applied."""
+    """Apply every pending migration, then the licence-dependent features, and seal the hypertables'
+    chunks from the API roles (store.access); return what was applied."""
     done: list[Migration] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
@@ -105,6 +107,8 @@ def migrate(conninfo: str) -> list[Migration]:
                     raise MigrationError(msg) from exc
                 done.append(mig)
             apply_features(conn, detect_features(conn))
+            # A GRANT on a hypertable (in a migration or by hand) copies to its chunks: take it back.
+            seal_chunks(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return done

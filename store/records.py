@@ -11,6 +11,9 @@ Read side (what queries return, through psycopg's `class_row`): `Device`, `Uplin
 
 Notifications: `OutboxEntry` (what the alert engine enqueues) and `OutboxRow` (what a delivery loop
 claims), see store/outbox.py.
+
+Access (store/users.py, store/audit.py): `User`, `Credentials` (a user with its password hash, for
+login only), `Principal` (who a session or API token authenticates), `ApiToken`, `AuditEntry`.
 """
 
 from __future__ import annotations
@@ -407,3 +410,76 @@ class Alert:
         out["time_to_acknowledge_s"] = self.time_to_acknowledge
         out["time_to_resolve_s"] = self.time_to_resolve
         return out
+
+
+# --- access -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """One users row without its password hash (what listing and the API show)."""
+
+    id: int
+    username: str
+    role: str
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What login needs to judge a password: kept apart from `User` so a hash never travels further."""
+
+    id: int
+    username: str
+    role: str
+    disabled: bool
+    password_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request's session cookie or API token authenticates, with what it needs next: the
+    session's CSRF token (None for API tokens, which are CSRF-exempt) and the credential's id (the
+    session's token hash or the API token's id), to revoke or touch it."""
+
+    user_id: int
+    username: str
+    role: str
+    via: str  # 'session' | 'token'
+    credential: bytes | str = field(repr=False)
+    csrf_token: str | None = field(default=None, repr=False)
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """One api_tokens row without its secret hash."""
+
+    id: str
+    username: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit_log row (migration 0007)."""
+
+    id: int
+    at: datetime
+    actor: str
+    actor_role: str | None
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+    ip: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as JSON (`lorawatch audit --json`, the API): the time in ISO 8601."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}

@@ -15,14 +15,11 @@ from lorawatch.cli import main
 from lorawatch.scoring import replay
 from simulators import capture
 from store import registry
-from tests.fixtures.services import _TABLES
+from tests.fixtures.services import empty_database
 
 
 def _run(url: str, path: Path, devices: Path, *, as_live: bool) -> tuple[list[tuple[Any, ...]], dict[Any, Any]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY")
-        conn.execute("UPDATE counters SET value = 0")
-        conn.execute("UPDATE feed_head SET id = 0")
+    empty_database(url)
     with psycopg.connect(url) as conn:
         assert registry.import_devices(conn, devices.read_bytes()).applied
         run = replay(conn, capture.read(path), load_rules(DEFAULT_RULES_FILE), as_live=as_live)

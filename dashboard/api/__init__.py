@@ -1,0 +1,1 @@
+"""The routers of the JSON API (`/api/v1/...`) and the operational endpoints (health, metrics)."""

@@ -1,0 +1,34 @@
+"""The API's settings as plain values: `lorawatch serve` builds them from LORAWATCH_* (the
+composition root reads the environment; this package never does)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: argon2 parameter sets by name (argon2.profiles); `cheapest` exists for tests only.
+PASSWORD_PROFILES = ("rfc9106-low-memory", "cheapest")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """What `create_app` needs. `database_url` is the `lorawatch_api` login's (never the owner's: the
+    app refuses to start on a role that bypasses row-level security)."""
+
+    database_url: str = field(repr=False)  # may hold a password
+    session_ttl_s: float = 12 * 3600
+    #: Secure cookies: True always, False never, None when the request arrived over https.
+    cookie_secure: bool | None = None
+    #: Origins besides the app's own that may send cookie-authenticated unsafe requests and logins.
+    allowed_origins: tuple[str, ...] = ()
+    login_max_failures: int = 5
+    login_max_failures_per_ip: int = 50
+    login_window_s: float = 900
+    password_profile: str = "rfc9106-low-memory"  # noqa: S105  # a parameter set's name, not a password
+    pool_size: int = 10
+    pool_timeout_s: float = 10.0
+
+    @classmethod
+    def for_openapi(cls) -> ApiSettings:
+        """Settings for building the app only to read its OpenAPI document (no database is opened
+        until the app's lifespan starts)."""
+        return cls(database_url="")
