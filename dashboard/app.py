@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from dashboard import errors
-from dashboard.api import audit, auth, health
+from dashboard.api import alerts, audit, auth, dead_letters, devices, gateways, health, readings, rules, silences
 from dashboard.config import ApiSettings
 from dashboard.metrics import ApiMetrics, MetricsMiddleware
 from dashboard.passwords import Passwords
@@ -89,6 +89,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.lorawatch = state
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    for router in (health.router, auth.router, audit.router):
-        app.include_router(router)
+    routers = (health, auth, devices, readings, gateways, alerts, silences, rules, dead_letters, audit)
+    for module in routers:
+        app.include_router(module.router)
     return app
