@@ -60,7 +60,7 @@ from alerts.rules import (
 )
 from alerts.states import DatabaseStates
 from store import alerts as db
-from store import outbox, queries
+from store import notices, outbox, queries
 from store.feed import ChangeFeed
 from store.geometry import gully_fill_pct, water_level_mm
 from store.records import Alert, Device, Event, OutboxEntry, Reading
@@ -625,8 +625,12 @@ class Engine:
             db.log(conn, alert_id, by, "note", note=text)
             return alert
 
-    def resolve(self, conn: psycopg.Connection, alert_id: int, by: str, note: str | None = None) -> Alert:
-        """A person closes it (and the rule starts afresh if the condition still holds)."""
+    def resolve(
+        self, conn: psycopg.Connection, alert_id: int, by: str, note: str | None = None, *, hand_over: bool = False
+    ) -> Alert:
+        """A person closes it (and the rule starts afresh if the condition still holds). Whoever was told
+        of it hears it is over: at once, or with `hand_over` (the API, whose database roles cannot write
+        the outbox) through a notice the alert worker turns into the same notification (`send_notices`)."""
         with conn.transaction():
             alert = db.get_alert(conn, alert_id, lock=True)
             if alert is None:
@@ -636,16 +640,40 @@ class Engine:
             now = self.clock()
             updated = db.update_alert(conn, alert_id, {"state": "resolved", "resolved_at": now, "resolved_by": by})
             db.log(conn, alert_id, by, "resolved", from_state=alert.state, to_state="resolved", note=note)
-            rule = self.rules.by_name.get(alert.rule)
-            if rule is not None and alert.notifications > 0 and not alert.simulated:
-                device = (
-                    db.devices_by_ref(conn, [alert.device_ref]).get(alert.device_ref or -1)
-                    if alert.device_ref
-                    else None
-                )
-                if not _silenced(updated, device, db.active_silences(conn, now)):
-                    self._notify(conn, updated, rule, device, "resolved", self._resolved_routes(rule, alert), now)
+            if alert.notifications > 0 and not alert.simulated:
+                if hand_over:
+                    notices.hand_over(conn, alert_id, "resolved")
+                else:
+                    self._resolved_notice(conn, updated, now)
             return updated
+
+    def send_notices(self, conn: psycopg.Connection, batch: int = 100) -> int:
+        """Turn the notices people's actions handed over (`alert_notices`) into notifications, each in
+        the transaction that removes it from the queue; returns how many were taken. The worker calls
+        this when it starts and on every clock pass, so a notice handed over while no worker ran is
+        sent when one starts."""
+        taken = 0
+        while True:
+            now = self.clock()
+            with conn.transaction():
+                notes = notices.take(conn, batch)
+                for alert_id, _event in notes:  # 'resolved' is the only event
+                    alert = db.get_alert(conn, alert_id, lock=True)
+                    if alert is not None and alert.state == "resolved":
+                        self._resolved_notice(conn, alert, now)
+            taken += len(notes)
+            if len(notes) < batch:
+                return taken
+
+    def _resolved_notice(self, conn: psycopg.Connection, alert: Alert, now: datetime) -> None:
+        """The resolved notice of an alert a person resolved, to everyone who was told of it, unless a
+        silence holds it back or it was made already (one notice whichever path asks, however often)."""
+        rule = self.rules.by_name.get(alert.rule)
+        if rule is None or alert.notifications == 0 or alert.simulated or notices.resolved_sent(conn, alert.id):
+            return
+        device = db.devices_by_ref(conn, [alert.device_ref]).get(alert.device_ref) if alert.device_ref else None
+        if not _silenced(alert, device, db.active_silences(conn, now)):
+            self._notify(conn, alert, rule, device, "resolved", self._resolved_routes(rule, alert), now)
 
     # --- notifications --------------------------------------------------------------------------
 

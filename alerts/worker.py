@@ -7,6 +7,9 @@ cursor, not the wake-up, decides what is read). APScheduler runs the clock pass 
 its own thread and connection every `tick_s`, with coalescing, so a slow pass is never run twice at
 once. Delivery, when given, runs on a third thread. Any of them can die with the process: everything
 they had not committed is simply done again by the next worker.
+
+The notices people's actions hand over through the API (`alert_notices`: the API cannot write the
+outbox) are turned into notifications when the worker starts and on every clock pass.
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ class AlertWorker:
         waker = Waker(self.database_url)
         try:
             with psycopg.connect(self.database_url) as conn:
+                # Notices handed over while no worker ran (a resolve through the API) go out first.
+                engine.send_notices(conn)
                 self.ready.set()
                 log.info("alert_worker_started", extra={"rules": len(self.rules.rules), "tick_s": self.tick_s})
                 while not stop.is_set():
@@ -124,6 +129,7 @@ class _Ticker:
             # The sweep (devices the engine has never evaluated) at start and then every few minutes:
             # a device registered but never heard, or heard before the engine ran, still goes offline.
             sweep = time.monotonic() - self.swept_at >= SWEEP_S
+            self.engine.send_notices(self.conn)  # people's resolves through the API (alert_notices)
             self.engine.tick(self.conn, sweep=sweep)
             if sweep:
                 self.swept_at = time.monotonic()

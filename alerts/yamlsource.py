@@ -53,7 +53,10 @@ class Document:
 
 def parse(text: str) -> Document:
     """Parse one YAML document (safe tags only). Syntax errors come back as a `Problem`, not raised."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses some control characters at once
+    except yaml.YAMLError as exc:
+        return Document(None, {(): 1}, problems=[Problem(1, (), f"YAML error: {exc}")])
     try:
         node = loader.get_single_node()
         if node is None:

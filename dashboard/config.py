@@ -4,6 +4,7 @@ composition root reads the environment; this package never does)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 #: argon2 parameter sets by name (argon2.profiles); `cheapest` exists for tests only.
 PASSWORD_PROFILES = ("rfc9106-low-memory", "cheapest")
@@ -26,6 +27,8 @@ class ApiSettings:
     password_profile: str = "rfc9106-low-memory"  # noqa: S105  # a parameter set's name, not a password
     pool_size: int = 10
     pool_timeout_s: float = 10.0
+    #: The rules file in force (the alert worker's); None: the defaults shipped in alerts/.
+    rules_file: Path | None = None
 
     @classmethod
     def for_openapi(cls) -> ApiSettings:

@@ -20,15 +20,13 @@ import psycopg
 
 from alerts.engine import Engine, LifecycleError
 from alerts.rules import RulesError, RuleSet, load_rules, parse_duration
+from alerts.silences import SILENCE_KEYS
 from alerts.worker import AlertWorker, wall_clock
 from lorawatch.cli import UsageError, database_url
 from lorawatch.cmd_rules import rules_path
 from lorawatch.notify import build_delivery
 from lorawatch.settings import Settings
 from store import alerts as db
-
-#: What a silence may match on (alerts' fields; `care_group` from the device).
-SILENCE_KEYS = ("rule", "category", "severity", "device_id", "application_id", "gateway_id", "kind", "care_group")
 
 
 def load_ruleset(settings: Settings) -> RuleSet:

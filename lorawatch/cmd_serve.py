@@ -39,6 +39,7 @@ def api_settings(settings: Settings) -> ApiSettings:
         login_window_s=settings.login_window_s,
         password_profile=settings.password_profile,
         pool_size=settings.api_pool_size,
+        rules_file=settings.rules_file,
     )
 
 

@@ -336,6 +336,11 @@ def test_yaml_syntax_error(tmp_path: Path) -> None:
     assert found.startswith("13: YAML syntax error:")
 
 
+def test_a_control_character_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    [found] = problems(tmp_path, with_rules(GOOD_RULE) + "\x81\n")
+    assert found.startswith("1: YAML error:") and "#x0081" in found
+
+
 def test_file_level_problems(tmp_path: Path) -> None:
     assert problems(tmp_path, "") == ["1: the rules file is empty: it needs at least `version: 1` and `rules:`"]
     assert problems(tmp_path, "- a\n- b\n") == [
