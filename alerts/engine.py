@@ -271,6 +271,11 @@ class Engine:
         a transaction of its own, so an idle connection is left idle (not inside an implicit one)."""
         return self.states.next_due(conn)
 
+    def upcoming(self, conn: psycopg.Connection, limit: int) -> list[datetime]:
+        """The earliest `limit` distinct due times, soonest first (replay's ingest process runs ahead
+        of the engine up to the next of them it knows)."""
+        return self.states.upcoming(conn, limit)
+
     def tick(self, conn: psycopg.Connection, now: datetime | None = None, *, sweep: bool = False) -> None:
         """Everything that needs no new data, as of `now` (default: the engine's clock): `for` and
         `keep_firing_for` expiring, devices gone offline, gateways down, welfare spells, repeats,

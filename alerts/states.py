@@ -15,6 +15,7 @@ scored database holds what a live one would.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -50,6 +51,11 @@ class DatabaseStates:
         """In a transaction of its own, so an idle connection is left idle (not inside an implicit one)."""
         with conn.transaction():
             return db.next_due(conn)
+
+    def upcoming(self, conn: psycopg.Connection, limit: int) -> list[datetime]:
+        """The earliest `limit` distinct due times, soonest first."""
+        with conn.transaction():
+            return db.upcoming_due(conn, limit)
 
     def release_inhibited(self, conn: psycopg.Connection, gateway_id: str, at: datetime) -> None:
         db.release_inhibited(conn, gateway_id, at)
@@ -99,6 +105,10 @@ class MemoryStates(DatabaseStates):
             with conn.transaction():
                 self._all(conn)
         return min(self._due.values(), default=None)
+
+    def upcoming(self, conn: psycopg.Connection, limit: int) -> list[datetime]:
+        self.next_due(conn)  # loads the states once
+        return heapq.nsmallest(limit, set(self._due.values()))
 
     def release_inhibited(self, conn: psycopg.Connection, gateway_id: str, at: datetime) -> None:
         for key, state in self._all(conn).items():

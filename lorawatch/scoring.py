@@ -75,6 +75,8 @@ class ScoreRun:
     seconds: float = 0.0
     first: datetime | None = None
     last: datetime | None = None
+    #: batches the engine found straddling a clock pass (the two-process replay's rules failed)
+    straddled: int = 0
     alerts: list[Alert] = field(default_factory=list)
 
 
@@ -170,15 +172,23 @@ def _time(message: Message) -> datetime:
 # --- two processes --------------------------------------------------------------------------------
 #
 # Ingest (reading the capture, decoding, writing each batch and its change) runs in a forked child on a
-# connection of its own; the engine evaluates the batches in this process as their changes commit. The
-# two use both cores and the results are those of the one-process loop above, because the child keeps
-# to two rules:
+# connection of its own; the engine evaluates the batches in this process as their changes commit, in
+# the order the child sent them. The two use both cores and the results are those of the one-process
+# loop above, because the child keeps to two rules:
 #
-# - it never writes a message later than a due time it knows of without first asking the engine to
-#   catch up and run the clock to that message ("tick"), so no batch straddles a clock pass;
-# - it never writes a message later than `span` after the first message of a batch the engine has not
-#   yet evaluated: whatever that batch makes due is at least `span` after its first reading (`horizon`),
-#   so it cannot fall inside anything written meanwhile.
+# - it never writes a message later than a due time it knows of without first asking the engine to run
+#   the clock to that message ("tick"), so no batch straddles a clock pass. The engine tells it the next
+#   `KNOWN` due times with every answer, so a tick is a message in the queue, not a wait;
+# - it never writes a message later than `span` after the earliest data time from which something the
+#   engine has not finished can make a state due: a batch's first message, a clock run's first due
+#   time. Whatever either makes due is at least `span` after that (`horizon`), so it cannot fall inside
+#   anything written meanwhile.
+#
+# The engine counts the batches that straddle a due time anyway (`ScoreRun.straddled`; tests hold it
+# to zero).
+
+#: How many upcoming due times the engine tells the ingest process with each answer.
+KNOWN = 64
 
 
 def _pipelined(
@@ -195,13 +205,14 @@ def _pipelined(
     states = MemoryStates()
     engine = Engine(rules, clock, notify=False, states=states, fixed_registry=True)
     span = horizon(rules) if tick is None else tick
-    due = engine.next_due(conn)
+    dues = engine.upcoming(conn, KNOWN)
+    due = dues[0] if dues else None
     context = multiprocessing.get_context("fork")  # the child takes the message iterator as it is
     inbox, child_out = context.Pipe(duplex=False)
     child_in, outbox = context.Pipe(duplex=False)
     child = context.Process(
         target=_ingest_child,
-        args=(conn.info.dsn, messages, batch, span, due, child_out, child_in),
+        args=(conn.info.dsn, messages, batch, span, dues, child_out, child_in),
         name="lorawatch-score-ingest",
         daemon=True,
     )
@@ -221,12 +232,15 @@ def _pipelined(
             if kind == "batch":
                 _, change_id, first, last, counts = message
                 due = _run_clock(conn, engine, clock, due, first, inclusive=False)
+                if due is not None and due < last:
+                    run.straddled += 1
                 clock.now = max(clock.now, last)
                 if change_id is not None:
                     while engine.process(conn, 500, upto=change_id) == 500:  # one change a batch: one pass
                         pass
-                due = engine.next_due(conn)
-                _tell(outbox, ("done", due))
+                dues = engine.upcoming(conn, KNOWN)
+                due = dues[0] if dues else None
+                _tell(outbox, ("done", dues))
                 run.messages += counts[0]
                 run.stored += counts[1]
                 run.dead_lettered += counts[2]
@@ -236,8 +250,10 @@ def _pipelined(
                 if progress is not None:
                     progress(counts[0])
             elif kind == "tick":
-                due = _run_clock(conn, engine, clock, due, message[1], inclusive=False)
-                _tell(outbox, ("ticked", due))
+                _run_clock(conn, engine, clock, due, message[1], inclusive=False)
+                dues = engine.upcoming(conn, KNOWN)
+                due = dues[0] if dues else None
+                _tell(outbox, ("ticked", dues))
             else:  # "end": what came due by the last message
                 if run.last is not None:
                     _run_clock(conn, engine, clock, due, run.last, inclusive=True)
@@ -275,7 +291,7 @@ def _ingest_child(
     messages: Iterable[Message],
     batch: int,
     span: timedelta,
-    due: datetime | None,
+    dues: list[datetime],
     out: Connection,
     back: Connection,
 ) -> None:
@@ -286,17 +302,21 @@ def _ingest_child(
             conn.commit()
             processor = Processor(lambda app, dev: models.get((app, dev)) or models.get(("", dev)), Limits())
             writer = IngestWriter(conn)
-            waiting: deque[datetime] = deque()  # first times of the batches the engine has not finished
+            # For each batch and clock run sent and not yet answered: the earliest data time from which
+            # it can make something due (rule two).
+            waiting: deque[datetime] = deque()
             pending: list[Message] = []
-            known = due
+            known = dues  # the engine's next due times, soonest first
+            complete = len(dues) < KNOWN  # and no others
+            ticked: datetime | None = None  # clock runs sent up to here
 
-            def answer() -> str:
-                """The engine's next word: a batch finished or a clock run done, and the next due time."""
-                nonlocal known
-                kind, known = back.recv()
-                if kind == "done":
-                    waiting.popleft()
-                return str(kind)
+            def answer() -> None:
+                """The engine finished a batch or a clock run, and says what is due next."""
+                nonlocal known, complete
+                _, fresh = back.recv()
+                waiting.popleft()
+                complete = len(fresh) < KNOWN
+                known = fresh if ticked is None else [d for d in fresh if d >= ticked]  # older: sent
 
             def flush() -> None:
                 if not pending:
@@ -312,14 +332,22 @@ def _ingest_child(
                     answer()
                 if pending and (len(pending) >= batch or at - _time(pending[0]) >= span / PIPELINE):
                     flush()
-                while waiting and at > waiting[0] + span:  # rule two: let the engine catch up
+                while waiting and at > min(waiting) + span:  # rule two: let the engine catch up
                     flush()
                     answer()
-                if known is not None and known < at:  # rule one: the clock runs before this message
+                if not known and not complete:  # past every due time it told of: ask for more
+                    flush()
+                    while waiting:
+                        answer()
+                    out.send(("tick", at if ticked is None else ticked))
+                    waiting.append(at)
+                    answer()
+                if known and known[0] < at:  # rule one: the clock runs before this message
                     flush()
                     out.send(("tick", at))
-                    while answer() != "ticked":
-                        pass
+                    waiting.append(known[0])
+                    ticked = at
+                    known = [d for d in known if d >= at]
                 pending.append(message)
             flush()
             out.send(("end",))

@@ -152,6 +152,14 @@ def next_due(conn: psycopg.Connection) -> datetime | None:
     return row[0] if row else None
 
 
+def upcoming_due(conn: psycopg.Connection, limit: int) -> list[datetime]:
+    """The earliest `limit` distinct due times, soonest first."""
+    rows = conn.execute(
+        "SELECT DISTINCT due_at FROM rule_state WHERE due_at IS NOT NULL ORDER BY due_at LIMIT %s", (limit,)
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def release_inhibited(conn: psycopg.Connection, gateway_id: str, at: datetime) -> None:
     """Devices held back by this gateway's outage are judged again by the clock from `at`."""
     conn.execute(
@@ -233,5 +241,6 @@ __all__ = [
     "open_alerts",
     "release_inhibited",
     "save_states",
+    "upcoming_due",
     "update_alert",
 ]

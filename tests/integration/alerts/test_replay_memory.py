@@ -1,5 +1,6 @@
-"""Replay keeps rule states in memory and the registry read once (alerts/states.py); the live worker
-reads and writes both in every pass. The two must raise the same alerts and leave the same states."""
+"""Replay keeps rule states in memory and the registry read once (alerts/states.py), and runs ingest in
+a second process ahead of the engine; the live worker reads and writes both in every pass, one batch at
+a time. The two must raise the same alerts and leave the same states."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def _run(url: str, path: Path, devices: Path, *, as_live: bool) -> tuple[list[tu
     with psycopg.connect(url) as conn:
         assert registry.import_devices(conn, devices.read_bytes()).applied
         run = replay(conn, capture.read(path), load_rules(DEFAULT_RULES_FILE), as_live=as_live)
+        assert run.straddled == 0  # the two-process replay never let a batch span a clock pass
         alerts = [
             (a.rule, a.subject, a.category, a.severity, a.state, a.opened_at, a.resolved_at, a.summary, a.late)
             for a in run.alerts
@@ -33,13 +35,16 @@ def _run(url: str, path: Path, devices: Path, *, as_live: bool) -> tuple[list[tu
     return alerts, states
 
 
-def test_replay_in_memory_raises_what_the_live_engine_raises(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("scenario", "fleet", "days"), [("gully-mixed", "16", "4d"), ("care-mixed", "6", "7d")])
+def test_replay_in_memory_raises_what_the_live_engine_raises(
+    db_url: str, tmp_path: Path, scenario: str, fleet: str, days: str
+) -> None:
     path, devices = tmp_path / "c.jsonl", tmp_path / "d.csv"
-    simulate = ["simulate", "gully-mixed", "--fleet", "16", "--duration", "4d", "--seed", "3", "--fast"]
+    simulate = ["simulate", scenario, "--fleet", fleet, "--duration", days, "--seed", "3", "--fast"]
     assert main([*simulate, "--out", str(path), "--devices-out", str(devices), "--no-progress"]) == 0
     live_alerts, live_states = _run(db_url, path, devices, as_live=True)
     memory_alerts, memory_states = _run(db_url, path, devices, as_live=False)
-    assert len({a[2] for a in live_alerts}) >= 3, live_alerts  # enough happened for the comparison to mean something
+    assert len({a[2] for a in live_alerts}) >= 2, live_alerts  # enough happened for the comparison to mean something
     assert memory_alerts == live_alerts
     assert memory_states == live_states
 
