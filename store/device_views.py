@@ -26,7 +26,7 @@ from psycopg.rows import class_row
 from store import registry, registry_csv
 from store.registry import ImportResult
 
-#: What `state` can be (docs/api-devices.md): admin has not given it a kind yet; registered but never
+#: What `state` can be (docs/api.md): admin has not given it a kind yet; registered but never
 #: heard; heard, but not within OFFLINE_AFTER; heard within it.
 STATES: tuple[str, ...] = ("unassigned", "never_seen", "offline", "active")
 #: A registered device silent this long is `offline`. A coarse registry view for lists and filters:

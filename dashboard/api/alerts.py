@@ -1,5 +1,5 @@
 """`GET /api/v1/alerts`, `GET /api/v1/alerts/{id}` and people's actions on an alert: `ack`, `assign`,
-`note`, `resolve` (docs/api-alerts.md).
+`note`, `resolve` (docs/api.md).
 
 Visibility is row-level security's: every query runs under the user's role, so an alert the role
 cannot see is a 404 exactly like one that does not exist (never a 403, which would confirm it exists).

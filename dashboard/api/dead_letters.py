@@ -1,5 +1,5 @@
 """`GET /api/v1/dead-letters` and `GET /api/v1/dead-letters/{id}`: messages ingest refused, for admin
-(docs/api-alerts.md).
+(docs/api.md).
 
 Admin only, twice over: `require("admin")` answers 403 to the other roles, and only lorawatch_admin
 has a grant on the table (migration 0009). A dead letter's raw bytes may be anything a device or the

@@ -1,5 +1,5 @@
 """`GET /api/v1/rules` (the alert rules in force) and `POST /api/v1/rules/check` (validate an uploaded
-rules file like `lorawatch rules check`), docs/api-alerts.md.
+rules file like `lorawatch rules check`), docs/api.md.
 
 Which file is in force: the one the alert worker and `lorawatch rules check` use (`ApiSettings.rules_file`,
 which `lorawatch serve` fills from `LORAWATCH_RULES_FILE`), else the defaults shipped in

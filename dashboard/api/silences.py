@@ -1,5 +1,5 @@
 """`GET /api/v1/silences`, `POST /api/v1/silences`, `POST /api/v1/silences/{id}/expire`
-(docs/api-alerts.md).
+(docs/api.md).
 
 A silence holds back the notifications of every alert its matchers match (the alerts are still
 recorded), like `lorawatch silences add`. Which silences a role sees, makes and expires is row-level

@@ -1,4 +1,4 @@
--- The devices, readings and gateways routes (issue 12 part B). docs/api-devices.md describes the routes;
+-- The devices, readings and gateways routes (issue 12 part B). docs/api.md describes the routes;
 -- docs/security.md the roles. Two things here:
 --
 -- * Admin writes the registry through the API: INSERT, UPDATE and DELETE on `devices`, for admin only

@@ -1,5 +1,5 @@
 -- The alert routes of the API (issue 12 part B): silences, dead letters, and the notices people's
--- actions hand to the alert worker. docs/security.md and docs/api-alerts.md explain the design.
+-- actions hand to the alert worker. docs/security.md and docs/api.md explain the design.
 --
 -- * Dead letters: SELECT for lorawatch_admin alone. No row-level security: no other role has a grant
 --   (the catalog test allowlists the table for admin only).
