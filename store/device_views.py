@@ -202,11 +202,14 @@ def update(conn: psycopg.Connection, device: DeviceView, values: Mapping[str, ob
 
 
 def has_history(conn: psycopg.Connection, ref: int) -> bool:
-    """The device has readings, events or alerts: rows that refer to it and would be orphaned."""
+    """The device has readings, events or alerts (rows that refer to it and would be orphaned), or was
+    heard at all: its uplinks, found by name, would pass to a device registered anew under that name,
+    and a care device's seal would go with its row (migration 0008's `devices_keep_heard`)."""
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM readings WHERE device_ref = %(ref)s) "
         "OR EXISTS (SELECT 1 FROM events WHERE device_ref = %(ref)s) "
-        "OR EXISTS (SELECT 1 FROM alerts WHERE device_ref = %(ref)s)",
+        "OR EXISTS (SELECT 1 FROM alerts WHERE device_ref = %(ref)s) "
+        "OR api_device_heard(%(ref)s)",
         {"ref": ref},
     ).fetchone()
     return bool(row and row[0])

@@ -344,7 +344,7 @@ def update_device(
 @router.delete(
     "/devices/{device_id}",
     status_code=204,
-    summary="Delete a device that has no readings, events or alerts (admin)",
+    summary="Delete a device that was never heard and has no readings, events or alerts (admin)",
     responses={409: {"model": ErrorBody, "description": "The device has history (or its device_id is ambiguous)"}},
 )
 def delete_device(
@@ -358,7 +358,7 @@ def delete_device(
         raise ApiError(
             409,
             "device_has_history",
-            "the device has readings, events or alerts, which would be orphaned: it is kept. To take it out of "
+            "the device was heard, or has readings, events or alerts: it is kept. To take it out of "
             "service, PATCH its kind to unassigned (admin only from then on)",
         )
     _audit_write(ctx, "device_deleted", device)

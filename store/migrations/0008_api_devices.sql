@@ -106,3 +106,32 @@ GRANT EXECUTE ON FUNCTION api_uplink_radio(integer, timestamptz, timestamptz),
                           api_gateway_activity(timestamptz),
                           api_devices_last_heard_via(text)
     TO lorawatch_admin, lorawatch_highways, lorawatch_care;
+
+-- A device that was ever heard keeps its row. Its uplinks are found by name (device_id and
+-- application_id, as above), so a device registered anew under the same name would inherit them, and
+-- a sealed (care) device's seal would go with its row: highways would then see a care sensor's
+-- transmission times and signal. The API's DELETE asks first (409 device_has_history); the trigger
+-- holds the API roles to it whatever they send. (The owner, e.g. a test, may still delete by hand.)
+CREATE FUNCTION api_device_heard(p_ref integer) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM public.devices d
+        JOIN public.uplinks u ON u.device_id = d.device_id AND u.application_id = d.application_id
+        WHERE d.id = p_ref
+    )
+$$;
+REVOKE EXECUTE ON FUNCTION api_device_heard(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api_device_heard(integer) TO lorawatch_admin;
+
+CREATE FUNCTION devices_keep_heard() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF current_user IN ('lorawatch_admin', 'lorawatch_highways', 'lorawatch_care')
+       AND public.api_device_heard(OLD.id) THEN
+        RAISE EXCEPTION 'device % was heard (it has uplinks): it is kept', OLD.device_id
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER devices_keep_heard BEFORE DELETE ON devices FOR EACH ROW EXECUTE FUNCTION devices_keep_heard();

@@ -190,6 +190,20 @@ def test_delete_refuses_to_orphan_history(api: str, people: dict[str, str], flee
     assert audit_rows(fleet, "device_deleted")[0][1] == "device:app-a/twin"
 
 
+def test_a_device_that_was_heard_is_kept(api: str, api_db_url: str, people: dict[str, str], fleet: str) -> None:
+    """Uplinks name their device: a gully registered anew as care-1 would inherit the care sensor's
+    radio history (times, signal), unsealed, for highways to see."""
+    admin = bearer(people["admin"])
+    with httpx.Client(base_url=api) as client:
+        for heard in ("care-1", "gully-2"):  # uplinks, no readings
+            kept = client.delete(f"{DEVICES}/{heard}", headers=admin)
+            assert kept.status_code == 409 and kept.json()["error"]["code"] == "device_has_history", heard
+    with psycopg.connect(api_db_url) as conn, conn.transaction():  # whatever a route does
+        conn.execute("SET LOCAL ROLE lorawatch_admin")
+        with pytest.raises(psycopg.errors.RestrictViolation, match="care-1 was heard"):
+            conn.execute("DELETE FROM devices WHERE device_id = 'care-1'")
+
+
 def test_import_export_round_trip(api: str, people: dict[str, str], fleet: str) -> None:
     admin = {**bearer(people["admin"]), "Content-Type": "text/csv"}
     with httpx.Client(base_url=api) as client:
