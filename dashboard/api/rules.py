@@ -40,6 +40,7 @@ from alerts.rules import (
 )
 from dashboard.deps import Acting
 from dashboard.errors import ApiError, ErrorBody
+from dashboard.pagination import Cursor, Limit, decode_cursor, page
 from dashboard.state import app_state
 
 router = APIRouter(prefix="/api/v1", tags=["rules"])
@@ -83,12 +84,15 @@ class RuleItem(BaseModel):
 
 
 class RulesOut(BaseModel):
-    """The rules in force that your role sees, in file order. `ok` is false (and `rules` empty) when
-    the file has problems: the alert worker would refuse to start on it."""
+    """The rules in force that your role sees, in file order, a page at a time (`next_cursor` is null on
+    the last; the cursor is a position in the file, so a page after the file changed may skip or repeat
+    a rule). `ok` is false (and `rules` empty) when the file has problems: the alert worker would
+    refuse to start on it."""
 
     ok: bool
     rules: list[RuleItem]
     problems: list[str]
+    next_cursor: str | None
 
 
 class CheckOut(BaseModel):
@@ -172,19 +176,20 @@ def _load(path: Path) -> _Loaded:
         loaded = _Loaded(stamp, load_rules(path), ())
     except RulesError as exc:
         loaded = _Loaded(stamp, None, tuple(_printable(m) for m in exc.messages))
-    except yaml.YAMLError as exc:
-        loaded = _Loaded(stamp, None, (_yaml_problem(str(path), exc),))
     _cache[str(path)] = loaded
     return loaded
 
 
 @router.get("/rules", summary="The alert rules in force that your role may see")
-def list_rules(ctx: Acting, request: Request) -> RulesOut:
+def list_rules(ctx: Acting, request: Request, limit: Limit = 100, cursor: Cursor = None) -> RulesOut:
+    after = decode_cursor(cursor, int)
     loaded = _load(_rules_file(request))
     if loaded.rules is None:
-        return RulesOut(ok=False, rules=[], problems=list(loaded.problems))
-    role = ctx.principal.role
-    return RulesOut(ok=True, rules=[rule_item(r) for r in loaded.rules.rules if shown_to(role, r)], problems=[])
+        return RulesOut(ok=False, rules=[], problems=list(loaded.problems), next_cursor=None)
+    role, start = ctx.principal.role, after[0] + 1 if after else 0
+    shown = [(i, r) for i, r in enumerate(loaded.rules.rules) if i >= start and shown_to(role, r)]
+    items, next_cursor = page(shown, limit, key=lambda item: (item[0],))
+    return RulesOut(ok=True, rules=[rule_item(r) for _, r in items], problems=[], next_cursor=next_cursor)
 
 
 def expanded_nodes(text: str, limit: int = _MAX_NODES) -> int:
@@ -222,12 +227,6 @@ def _printable(message: str) -> str:
     return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
-    """A YAML error the rules loader lets through (alerts/yamlsource.py builds its reader outside its
-    own error handling), as one problem line."""
-    return _printable(f"{source}: YAML error: {str(exc).splitlines()[0]}")
-
-
 def check_text(text: str, source: str = "rules.yaml") -> CheckOut:
     """`lorawatch rules check` on a text: every problem, or the rules' and routes' counts."""
     if expanded_nodes(text) > _MAX_NODES:
@@ -241,8 +240,6 @@ def check_text(text: str, source: str = "rules.yaml") -> CheckOut:
         ruleset = parse_rules(text, source)
     except RulesError as exc:
         return CheckOut(ok=False, rules=0, routes=0, problems=[_printable(m) for m in exc.messages])
-    except yaml.YAMLError as exc:  # the YAML reader refuses some characters before the loader's own checks
-        return CheckOut(ok=False, rules=0, routes=0, problems=[_yaml_problem(source, exc)])
     return CheckOut(ok=True, rules=len(ruleset.rules), routes=len(ruleset.routes), problems=[])
 
 

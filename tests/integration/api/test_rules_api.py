@@ -80,6 +80,17 @@ def test_each_role_sees_its_fleets_rules_and_the_gateway_rules(
     assert (admin["some-devices"]["fleet"], admin["any-battery"]["fleet"]) == ("admin", "all")
 
 
+def test_rules_come_a_page_at_a_time(rules_file: Path, api: str, people: dict[str, str]) -> None:
+    pages, cursor = [], None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        body = httpx.get(api + RULES, params=params, headers=bearer(people["highways"])).json()
+        pages.append([r["name"] for r in body["rules"]])
+        if (cursor := body["next_cursor"]) is None:
+            break
+    assert pages == [["gully-flood", "gateway-down"], ["any-battery", "anomaly"]]
+
+
 def test_the_shipped_defaults_without_a_rules_file(api: str, people: dict[str, str]) -> None:
     shipped = [r.name for r in load_rules(DEFAULT_RULES_FILE).rules]
     assert names(api, people["admin"]) == shipped
