@@ -35,16 +35,17 @@ _CONFLICT = {"model": ErrorBody, "description": "The device_id is in several app
 
 class GatewayOut(BaseModel):
     """A gateway id (Packet Broker forwarders all share `packetbroker`). `first_seen`/`last_seen`: the
-    gateway's own, for any device. `devices_heard`, `uplinks_heard`, `last_heard`: devices you can see,
-    within the window."""
+    gateway's own, for any device, shown to admin only (null for the others: for a gateway only care
+    devices use, its last uplink would tell highways when a care sensor last sent, e.g. a motion
+    event). `devices_heard`, `uplinks_heard`, `last_heard`: devices you can see, within the window."""
 
     gateway_id: str
     packet_broker: bool
     euis: list[str]
     latitude: float | None
     longitude: float | None
-    first_seen: AwareDatetime
-    last_seen: AwareDatetime
+    first_seen: AwareDatetime | None
+    last_seen: AwareDatetime | None
     window_hours: int
     devices_heard: int
     uplinks_heard: int
@@ -92,10 +93,12 @@ class HealthOut(BaseModel):
     packets: PacketsOut
 
 
-def gateway_out(g: GatewayView, window_hours: int) -> GatewayOut:
+def gateway_out(g: GatewayView, window_hours: int, role: str) -> GatewayOut:
+    own = role == "admin"  # the gateway's own times include every device's uplinks
     return GatewayOut(
         gateway_id=g.gateway_id, packet_broker=g.packet_broker, euis=g.euis, latitude=g.latitude,
-        longitude=g.longitude, first_seen=g.first_seen, last_seen=g.last_seen, window_hours=window_hours,
+        longitude=g.longitude, first_seen=g.first_seen if own else None, last_seen=g.last_seen if own else None,
+        window_hours=window_hours,
         devices_heard=g.devices_heard, uplinks_heard=g.uplinks_heard, last_heard=g.last_heard,
     )  # fmt: skip
 
@@ -113,7 +116,8 @@ def list_gateways(
     since = datetime.now(UTC) - timedelta(hours=window_hours)
     rows = radio.gateways(ctx.conn, since, after=after[0] if after else None, limit=limit + 1)
     items, next_cursor = page(rows, limit, key=lambda g: (g.gateway_id,))
-    return Page[GatewayOut](items=[gateway_out(g, window_hours) for g in items], next_cursor=next_cursor)
+    gateways = [gateway_out(g, window_hours, ctx.principal.role) for g in items]
+    return Page[GatewayOut](items=gateways, next_cursor=next_cursor)
 
 
 @router.get("/gateways/{gateway_id}", summary="One gateway")
@@ -125,7 +129,7 @@ def get_gateway(
     found = radio.gateway(ctx.conn, gateway_id, datetime.now(UTC) - timedelta(hours=window_hours))
     if found is None:
         raise ApiError(404, "not_found", "no such gateway")
-    return gateway_out(found, window_hours)
+    return gateway_out(found, window_hours, ctx.principal.role)
 
 
 @router.get(

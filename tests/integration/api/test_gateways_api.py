@@ -52,6 +52,9 @@ def test_gateway_counts_are_the_roles_own(api: str, people: dict[str, str], hear
         assert counts["highways"] == {"gw-1": (1, 3), "gw-2": (0, 0), "gw-3": (0, 0)}
         assert counts["care"] == {"gw-1": (1, 2), "gw-2": (1, 2), "gw-3": (1, 1)}
         assert highways["gw-3"]["last_heard"] is None and care["gw-3"]["last_heard"] is not None
+        # gw-3 hears only a care device: its own last uplink would time that device for highways.
+        assert admin["gw-3"]["last_seen"] is not None
+        assert all(g["first_seen"] is None and g["last_seen"] is None for g in [*highways.values(), *care.values()])
         # A wider window takes in gully-2, two days ago.
         wide = gateways(client, people["highways"], window_hours=72)
         assert wide["gw-2"]["devices_heard"] == 1 and wide["gw-2"]["window_hours"] == 72
