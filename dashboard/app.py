@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from dashboard import errors
+from dashboard import errors, pages
 from dashboard.api import alerts, audit, auth, dead_letters, devices, gateways, health, readings, rules, silences
 from dashboard.config import ApiSettings
 from dashboard.metrics import ApiMetrics, MetricsMiddleware
@@ -92,4 +92,5 @@ def create_app(settings: ApiSettings) -> FastAPI:
     routers = (health, auth, devices, readings, gateways, alerts, silences, rules, dead_letters, audit)
     for module in routers:
         app.include_router(module.router)
+    pages.install(app)
     return app

@@ -29,6 +29,8 @@ class ApiSettings:
     pool_timeout_s: float = 10.0
     #: The rules file in force (the alert worker's); None: the defaults shipped in alerts/.
     rules_file: Path | None = None
+    #: The overview map's XYZ raster tiles ({z}/{x}/{y}); None: a plain projection, nothing fetched.
+    map_tiles_url: str | None = None
 
     @classmethod
     def for_openapi(cls) -> ApiSettings:

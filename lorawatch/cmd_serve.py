@@ -40,6 +40,7 @@ def api_settings(settings: Settings) -> ApiSettings:
         password_profile=settings.password_profile,
         pool_size=settings.api_pool_size,
         rules_file=settings.rules_file,
+        map_tiles_url=settings.map_tiles_url,
     )
 
 

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         description="comma-separated proxy addresses whose X-Forwarded-For/-Proto are believed (client address, https)",
     )
     api_pool_size: int = Field(default=10, ge=1, le=200, description="database connections the API keeps at most")
+    map_tiles_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]*\{z\}[^\s]*\{x\}[^\s]*\{y\}[^\s]*$",
+        description="the dashboard map's XYZ raster tiles, e.g. https://tiles.example.gov.uk/{z}/{x}/{y}.png "
+        "(a council's own tile server); unset: the points on a plain projection, nothing fetched",
+    )
     session_ttl_h: float = Field(default=12, gt=0, le=24 * 30, description="a login session lasts this long")
     cookie_secure: bool | None = Field(
         default=None,

@@ -101,6 +101,15 @@ def by_ref(conn: psycopg.Connection, ref: int) -> DeviceView | None:
         return cur.execute(query, _params(ref=ref)).fetchone()
 
 
+def by_refs(conn: psycopg.Connection, refs: Sequence[int]) -> dict[int, DeviceView]:
+    """The visible devices among `refs`, by id (one query for a page listing many alerts)."""
+    if not refs:
+        return {}
+    query = f"SELECT * FROM ({_ALL}) d WHERE id = ANY(%(refs)s)"
+    with conn.cursor(row_factory=class_row(DeviceView)) as cur:
+        return {d.id: d for d in cur.execute(query, _params(refs=list(refs))).fetchall()}
+
+
 def page(
     conn: psycopg.Connection,
     *,

@@ -180,6 +180,12 @@ def _load(path: Path) -> _Loaded:
     return loaded
 
 
+def rules_in_force(request: Request) -> RuleSet | None:
+    """The rule set in force, or None while its file has errors (the pages then fall back to their
+    defaults and GET /rules says what is wrong)."""
+    return _load(_rules_file(request)).rules
+
+
 @router.get("/rules", summary="The alert rules in force that your role may see")
 def list_rules(ctx: Acting, request: Request, limit: Limit = 100, cursor: Cursor = None) -> RulesOut:
     after = decode_cursor(cursor, int)

@@ -1,0 +1,101 @@
+"""The flood-risk overview: every gully on a map, coloured and shaped by its state, and a table of
+them sorted by risk (latest level and fill %, trend, battery, last seen), open alerts on top.
+
+It refreshes itself: the page's script fetches `/overview/live` every few seconds and swaps the
+table, the counts and the alerts in place, and redraws the map's points keeping its zoom. One query
+(store/overview.py) gives every gully's latest state, so a refresh of 1,000 gullies stays well under
+the 100 ms target (benchmarks/dashboard.py measures it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from dashboard.api.rules import rules_in_force
+from dashboard.figures.map import STATE_STYLE, MapPoint, gully_map_figure
+from dashboard.gully_state import GullyState, classify, flood_levels, sort_key
+from dashboard.pages.web import PageContext, for_roles, fragment, render
+from dashboard.state import app_state
+from store import alert_views
+from store.alert_views import ShownAlert
+from store.overview import GullyStatus, gully_overview
+
+router = APIRouter(include_in_schema=False)
+
+_SEVERITY = {"critical": 0, "warning": 1, "info": 2}
+#: How many open alerts the top of the page lists (the inbox has them all).
+TOP_ALERTS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    status: GullyStatus
+    state: GullyState
+    url: str
+
+
+def _rows(page: PageContext, now: datetime) -> list[Row]:
+    levels = flood_levels(rules_in_force(page.request))
+    rows = []
+    for status in gully_overview(page.conn):
+        url = f"/gullies/{quote(status.device_id, safe='')}"
+        rows.append(Row(status, classify(status, levels, now), url))
+    rows.sort(key=lambda r: sort_key(r.status, r.state))
+    return rows
+
+
+def _top_alerts(page: PageContext) -> list[ShownAlert]:
+    shown = [s for s in alert_views.alerts(page.conn, state="open", limit=200) if not s.care]
+    shown.sort(
+        key=lambda s: (_SEVERITY.get(s.alert.severity, 3), s.alert.state != "firing", -s.alert.opened_at.timestamp())
+    )
+    return shown[:TOP_ALERTS]
+
+
+def _values(page: PageContext) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    rows = _rows(page, now)
+    points = [
+        MapPoint(
+            device_id=r.status.device_id,
+            label=r.status.name or r.status.device_id,
+            latitude=r.status.latitude,
+            longitude=r.status.longitude,
+            state=r.state.state,
+            state_label=r.state.label,
+            url=r.url,
+        )
+        for r in rows
+        if r.status.latitude is not None and r.status.longitude is not None
+    ]
+    figure = gully_map_figure(points, tiles_url=app_state(page.request).settings.map_tiles_url)
+    counts = Counter(r.state.state for r in rows)
+    return {
+        "rows": rows,
+        "counts": [(state, style, counts.get(state, 0)) for state, style in STATE_STYLE.items()],
+        "alerts": _top_alerts(page),
+        "map_json": figure.to_json(),
+        "unmapped": len(rows) - len(points),
+        "style": STATE_STYLE,
+        "now": now,
+    }
+
+
+OverviewPage = Annotated[PageContext, for_roles("admin", "highways")]
+
+
+@router.get("/overview")
+def overview(page: OverviewPage) -> HTMLResponse:
+    return render(page, "overview.html", **_values(page))
+
+
+@router.get("/overview/live")
+def overview_live(page: OverviewPage) -> HTMLResponse:
+    return fragment(page.request, "_overview_live.html", **_values(page))
