@@ -31,6 +31,10 @@ class ApiSettings:
     rules_file: Path | None = None
     #: The overview map's XYZ raster tiles ({z}/{x}/{y}); None: a plain projection, nothing fetched.
     map_tiles_url: str | None = None
+    #: Pages judge "now" (silent for how long, readings how old) by the newest uplink stored instead
+    #: of the wall clock: for `lorawatch demo`, whose simulations replay the past at a speed-up (its
+    #: alert worker runs on the same data clock). Alert waits are always wall-clock times.
+    data_clock: bool = False
 
     @classmethod
     def for_openapi(cls) -> ApiSettings:

@@ -48,6 +48,8 @@ def number(value: float | None, digits: int = 0, unit: str = "") -> str:
     if value is None or not math.isfinite(value):
         return "—"
     text = f"{value:,.{digits}f}"
+    if text.startswith("-") and not text.strip("-0.,"):
+        text = text[1:]  # -0.2 rounds to "-0": say 0
     return f"{text} {unit}" if unit else text
 
 

@@ -9,7 +9,7 @@ highways sees gullies only, by row-level security.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -47,7 +47,7 @@ def _by_gateway(devices: list[DeviceHealth]) -> list[tuple[str, list[DeviceHealt
 def network_page(page: Page) -> HTMLResponse:
     devices = network.device_health(page.conn)
     _audit_care(page, devices, "network")
-    now = datetime.now(UTC)
+    now = page.now
     newest = max((d.last_seen for d in devices if d.last_seen), default=now)
     gateways = radio.gateways(page.conn, min(now, newest) - GATEWAY_WINDOW, after=None, limit=500)
     return render(
@@ -65,7 +65,7 @@ def network_page(page: Page) -> HTMLResponse:
 @router.get("/network/gateways/{gateway_id}")
 def gateway_page(page: Page, gateway_id: GatewayId) -> HTMLResponse:
     devices = [d for d in network.device_health(page.conn) if d.gateways and gateway_id in d.gateways]
-    now = datetime.now(UTC)
+    now = page.now
     newest = max((d.last_seen for d in devices if d.last_seen), default=now)
     gateway = radio.gateway(page.conn, gateway_id, min(now, newest) - GATEWAY_WINDOW)
     if gateway is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -60,7 +60,7 @@ def _top_alerts(page: PageContext) -> list[ShownAlert]:
 
 
 def _values(page: PageContext) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    now = page.now
     rows = _rows(page, now)
     points = [
         MapPoint(

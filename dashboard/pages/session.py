@@ -66,10 +66,10 @@ async def login(request: Request) -> Response:
         done = await run_in_threadpool(auth.login, state, username, password, auth.client_ip(request))
     except ApiError as exc:
         message = {
-            401: exc.message if not username or not password else "That username and password do not match.",
+            401: str(exc.detail) if not username or not password else "That username and password do not match.",
             429: "Too many failed logins. Wait a few minutes, then try again.",
-        }.get(exc.status, exc.message)
-        return _login_page(request, next_url, message, username[:64], exc.status)
+        }.get(exc.status_code, str(exc.detail))
+        return _login_page(request, next_url, message, username[:64], exc.status_code)
     response = RedirectResponse(next_url or HOME.get(done.role, "/overview"), status_code=303)
     auth.set_session_cookie(response, request, state.settings, done.token, done.expires_at)
     return response

@@ -72,6 +72,8 @@ class PageContext:
     conn: psycopg.Connection
     principal: Principal
     request: Request
+    #: The time the page judges its data by: the wall clock, or the data clock (ApiSettings.data_clock).
+    now: datetime
 
     @property
     def role(self) -> str:
@@ -106,7 +108,14 @@ def _page(
         except ApiError:
             raise LoginRequired(_next_url(request)) from None
         access.act_as(conn, principal.role)
-        yield PageContext(conn, principal, request)
+        yield PageContext(conn, principal, request, _clock(conn) if state.settings.data_clock else datetime.now(UTC))
+
+
+def _clock(conn: psycopg.Connection) -> datetime:
+    """The newest uplink time the role can see (the demo's data clock), or the wall clock."""
+    row = conn.execute("SELECT max(last_seen) FROM devices").fetchone()
+    newest = row[0] if row else None
+    return newest if isinstance(newest, datetime) else datetime.now(UTC)
 
 
 Page = Annotated[PageContext, Depends(_page, scope="function")]
@@ -135,7 +144,7 @@ def render(page: PageContext, template: str, status: int = 200, **values: Any) -
             "user": page.principal,
             "nav": nav,
             "csrf_token": page.principal.csrf_token or "",
-            "now": datetime.now(UTC),
+            "now": page.now,
             **values,
         },
         status_code=status,
