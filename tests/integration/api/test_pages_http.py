@@ -41,8 +41,7 @@ CARE_MARKS = ("radar-1", "flat-a", "bedroom")
 def world(db_url: str, people: dict[str, str]) -> Iterator[None]:
     register(
         db_url,
-        "gully-1,app,gully,Mill Lane,1000,400,,\n"
-        "radar-1,app,care,,,,bedroom,flat-a\n",
+        "gully-1,app,gully,Mill Lane,1000,400,,\nradar-1,app,care,,,,bedroom,flat-a\n",
     )
     times = [NOW - timedelta(minutes=15 * i) for i in range(8, 0, -1)]
     uplinks(db_url, "gully-1", times, readings=[{"distance_mm": 600.0 - 10 * i, "battery_v": 3.6} for i in range(8)])
@@ -84,7 +83,8 @@ def test_a_page_without_a_session_sends_the_person_to_the_login_form_and_back(ap
     form = httpx.get(f"{api}{r.headers['location']}")
     assert form.status_code == 200 and 'name="next" value="/gullies/gully-1?range=7d"' in form.text
     client = client_for(api)
-    done = client.post("/login", data={"username": "highways", "password": PASSWORD, "next": "/gullies/gully-1?range=7d"})
+    data = {"username": "highways", "password": PASSWORD, "next": "/gullies/gully-1?range=7d"}
+    done = client.post("/login", data=data)
     assert done.status_code == 303 and done.headers["location"] == "/gullies/gully-1?range=7d"
     assert client.get("/gullies/gully-1?range=7d").status_code == 200
 
@@ -119,9 +119,7 @@ def test_a_login_form_posted_from_another_site_is_refused(api: str, world: None)
 
 
 @pytest.mark.parametrize("role", ["admin", "highways", "care"])
-def test_each_role_opens_exactly_its_pages_and_highways_never_sees_care_data(
-    api: str, world: None, role: str
-) -> None:
+def test_each_role_opens_exactly_its_pages_and_highways_never_sees_care_data(api: str, world: None, role: str) -> None:
     client = login(api, role)
     for path in PAGES:
         r = client.get(path)
