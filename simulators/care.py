@@ -44,6 +44,9 @@ class CareParams:
     falls_per_week: float = 0.0
     inactivity_per_week: float = 0.0
     wandering_per_week: float = 0.0
+    #: falls at set times (seconds after the run's start), one per resident in order: resident-001
+    #: falls at the first, resident-002 at the second. What a demo needs to show a fall at once.
+    falls_at_s: tuple[float, ...] = ()
 
 
 @dataclass
@@ -93,6 +96,13 @@ def build(config: RunConfig, params: CareParams, scenario: str) -> Simulation:
                 profiles=profiles,
             )
         timeline, falls = _anomalies(rrng, config, params, timeline, resident, devices, labels)
+        if r < len(params.falls_at_s) and "bedroom" in devices:
+            at = config.start + params.falls_at_s[r]
+            timeline, fall = _planned_fall(config.rng("planned-fall", resident), timeline, at, len(falls) + 1)
+            falls = sorted([*falls, fall], key=lambda f: f.start)
+            extra = {"resident": resident, "room": "bedroom", "alarm_id": fall.alarm_id}
+            extra["device_ids"] = sorted(d.device_id for d in devices.values())
+            labels.append(Label("fall", devices["bedroom"].device_id, fall.start, fall.help_at, extra))
         for room, device in devices.items():
             drng = config.rng("care", device.device_id)
             tx = Transmitter(device, drng, loss=config.loss, outages=outages, f_cnt=drng.randrange(100, 20000))
@@ -159,6 +169,20 @@ def _anomalies(
             extra["device_ids"] = sorted(d.device_id for d in devices.values())
             labels.append(Label(label, devices[room].device_id, start, end, extra))
     return timeline, falls
+
+
+def _planned_fall(rng: random.Random, timeline: Timeline, at: float, alarm_id: int) -> tuple[Timeline, Fall]:
+    """A fall at `at`, whatever the routine had the resident doing: into the bedroom, on the floor
+    until staff answer the alarm (5 to 40 minutes), then helped up. Its own generator, so the rest of
+    the plan is the same with or without it."""
+    t_help = at + rng.uniform(5.0, 40.0) * MINUTE
+    resume = t_help + rng.uniform(10.0, 20.0) * MINUTE
+    segments = [
+        Segment(at - 2 * MINUTE, at, "bedroom", "walk"),
+        Segment(at, t_help, "bedroom", "fallen"),
+        Segment(t_help, resume, "bedroom", "assisted"),
+    ]
+    return timeline.overlay(segments), Fall(alarm_id, at, t_help)
 
 
 def _motion(timeline: Timeline, room: str, t0: float, t1: float) -> float:

@@ -47,6 +47,16 @@ _STREETS = (
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedStorm:
+    """A storm at a chosen time rather than a random one: what a demo needs to show a flood in its
+    first minutes. `after_s` is measured from the run's start."""
+
+    after_s: float
+    hours: float
+    peak_mm_h: float
+
+
+@dataclass(frozen=True, slots=True)
 class GullyParams:
     """How eventful the run is. Rates are per device per week unless stated."""
 
@@ -63,6 +73,13 @@ class GullyParams:
     interval_s: float = 900.0
     alarm_interval_s: float = 300.0
     alarm_excess_mm: float = 150.0  # water this far over the invert makes devices report faster
+    #: storms at set times, besides the random ones (keep them clear of the random ones' slots)
+    planned_storms: tuple[PlannedStorm, ...] = ()
+    #: gullies (device ids) blocked from the run's start, their drain time `blocked_factor` x longer
+    blocked_from_start: tuple[str, ...] = ()
+    blocked_factor: float = 25.0
+    #: side of the square (km) the gullies and gateways are scattered over; None: grows with the fleet
+    spread_km: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +116,7 @@ def build(config: RunConfig, params: GullyParams, scenario: str) -> Simulation:
         raise RuntimeError(msg)
     rng = config.rng("gully-plan")
     app = fleet.application(rng, "gully-net", "council", "Council Highways")
-    spread = max(2.0, math.sqrt(config.fleet) * 0.4)
+    spread = params.spread_km or max(2.0, math.sqrt(config.fleet) * 0.4)
     gws = fleet.gateways(rng, max(2, config.fleet // 25 + 1), "highways", spread)
     community = fleet.packet_broker_gateway(rng, "community-gw-centre")
     storms = _storms(config.rng("weather"), config, params)
@@ -156,7 +173,7 @@ def _placement(device: Device, position: tuple[float, float], geometry: GullyGeo
 
 
 def _storms(rng: random.Random, config: RunConfig, params: GullyParams) -> list[Storm]:
-    """Storms spread over the run, one per slot, so they never overlap."""
+    """Storms spread over the run, one per slot, so they never overlap; then the planned ones."""
     count = round(params.storms_per_week * config.duration / (7 * DAY))
     if params.storms_per_week > 0:
         count = max(count, 1)
@@ -166,6 +183,10 @@ def _storms(rng: random.Random, config: RunConfig, params: GullyParams) -> list[
         hours = rng.uniform(1.0, min(5.0, slot / HOUR / 4))
         start = config.start + k * slot + rng.uniform(0.05, 0.5) * slot
         storms.append(hydrology.make_storm(rng, k + 1, start, hours, rng.uniform(4.0, 25.0)))
+    for k, planned in enumerate(params.planned_storms, start=len(storms) + 1):
+        # Its own generator: the random storms are the same with or without planned ones.
+        srng = config.rng("planned-storm", k)
+        storms.append(hydrology.make_storm(srng, k, config.start + planned.after_s, planned.hours, planned.peak_mm_h))
     return storms
 
 
@@ -225,6 +246,9 @@ def _site(
                 {"drain_time_factor": round(blockages[0].factor, 1)},
             )
         )
+    if device.device_id in params.blocked_from_start and not blockages:
+        blockages.append(Window(start, end, params.blocked_factor))
+        labels.append(Label("blockage", device.device_id, start, end, {"drain_time_factor": params.blocked_factor}))
     silt = None
     if rng.random() < params.silt:
         silt = (rng.uniform(start, start + 0.2 * config.duration), rng.uniform(4.0, 10.0))

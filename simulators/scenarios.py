@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulators import care, gully
+from simulators import care, demo_town, gully
 from simulators.run import RunConfig
 from simulators.simulation import Simulation
 
@@ -98,6 +98,17 @@ SCENARIOS: dict[str, Scenario] = {
             "care-mixed",
             "routine with falls, inactivity episodes and night-time wandering",
             care.CareParams(0.3, 0.3, 0.3),
+        ),
+        _gully(
+            "demo-town-gullies",
+            f"the demo town ({demo_town.GULLIES} gullies): gully-mixed, with a storm and blocked gullies "
+            "in the first hours",
+            demo_town.GULLY_PARAMS,
+        ),
+        _care(
+            "demo-town-care",
+            f"the demo care home ({demo_town.FLATS} flats): care-mixed, with a fall in the first hour",
+            demo_town.CARE_PARAMS,
         ),
     )
 }

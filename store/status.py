@@ -13,6 +13,7 @@ equals what was published to the ingester (plus the broker's redeliveries, which
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -67,3 +68,10 @@ def counts(conninfo: str) -> dict[str, Any]:
         "open_alerts": open_alerts,
         "open_alerts_by_category": by_category,
     }
+
+
+def newest_seen(conn: psycopg.Connection) -> datetime | None:
+    """The newest uplink time of the devices the connection's role can see (the demo's data clock)."""
+    row = conn.execute("SELECT max(last_seen) FROM devices").fetchone()
+    newest = row[0] if row else None
+    return newest if isinstance(newest, datetime) else None

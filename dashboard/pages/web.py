@@ -26,7 +26,7 @@ from dashboard.errors import ApiError
 from dashboard.pages import formats
 from dashboard.state import app_state
 from dashboard.tokens import SESSION_COOKIE
-from store import access, audit
+from store import access, audit, status
 from store.records import Principal
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
@@ -113,9 +113,8 @@ def _page(
 
 def _clock(conn: psycopg.Connection) -> datetime:
     """The newest uplink time the role can see (the demo's data clock), or the wall clock."""
-    row = conn.execute("SELECT max(last_seen) FROM devices").fetchone()
-    newest = row[0] if row else None
-    return newest if isinstance(newest, datetime) else datetime.now(UTC)
+    newest = status.newest_seen(conn)
+    return newest if newest is not None else datetime.now(UTC)
 
 
 Page = Annotated[PageContext, Depends(_page, scope="function")]

@@ -11,7 +11,7 @@ import pytest
 
 from ingest.pipeline import Processor
 from lorawatch.cli import main
-from simulators import capture
+from simulators import capture, demo_town
 from store import queries
 from store.records import Device, UplinkRecord
 from store.registry_csv import EXPORT_HEADER
@@ -136,7 +136,7 @@ def test_the_demo_registers_its_simulated_fleets(env: str, tmp_path: Path, capsy
     first = capsys.readouterr().out
     assert first.count("device registry from") == len(SIMULATIONS) and "not applied" not in first
     kinds = [d.kind for d in devices(env)]
-    assert kinds.count("gully") == 40 and kinds.count("care") == 6 * 5
+    assert kinds.count("gully") == demo_town.GULLIES and kinds.count("care") == demo_town.FLATS * 5
     _register_fleets(env, tmp_path)  # a second demo run on the same database changes nothing
     assert capsys.readouterr().out.count("created 0, updated 0, unchanged") == len(SIMULATIONS)
 
