@@ -4,7 +4,8 @@
 # Idempotent: every step checks first and says "already present" when there is nothing to do.
 # Steps: Debian packages (Mosquitto, PostgreSQL 15 server + dev headers, cmake, build tools),
 # TimescaleDB (Apache edition) built from Debian trixie's source package because bookworm has none,
-# then a virtualenv (.venv) with lorawatch and its dev extras.
+# then a virtualenv (.venv) with lorawatch and its dev extras, and axe-core from the npm registry
+# (package-lock.json) for the browser tests, which drive Debian's chromium (never a downloaded browser).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +28,11 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v gcc >/dev/null 2>&1 || need+=(build-essential)
 command -v dpkg-source >/dev/null 2>&1 || need+=(dpkg-dev)
+# Browser tests: Debian's chromium (driven by playwright through executable_path), a font for its
+# screenshots, and npm for axe-core (Debian's npm brings nodejs).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"
   sudo_ apt-get update -qq
@@ -74,6 +80,18 @@ else
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e ".[dev]"
   touch "$stamp"
+  did=1
+fi
+
+# --- axe-core (npm) ---------------------------------------------------------------------------
+# The version in package-lock.json, installed into node_modules/; the browser tests inject its axe.min.js.
+axe_want=$("$VENV/bin/python" -c 'import json; print(json.load(open("package-lock.json"))["packages"]["node_modules/axe-core"]["version"])')
+axe_have=$("$VENV/bin/python" -c 'import json; print(json.load(open("node_modules/axe-core/package.json"))["version"])' 2>/dev/null || true)
+if [ "$axe_have" = "$axe_want" ] && [ -f node_modules/axe-core/axe.min.js ]; then
+  say "axe-core $axe_have already present in node_modules/"
+else
+  say "installing axe-core $axe_want from the npm registry (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
   did=1
 fi
 

@@ -43,8 +43,8 @@ class StateStyle:
 STATE_STYLE: Mapping[str, StateStyle] = MappingProxyType(
     {
         "flooding": StateStyle("Flooding", "#A50026", "triangle-up", "▲", 18),
-        "warning": StateStyle("Warning", "#D55E00", "diamond", "◆", 16),
-        "rising": StateStyle("Rising", "#AD6800", "star", "★", 16),
+        "warning": StateStyle("Warning", "#B34700", "diamond", "◆", 16),
+        "rising": StateStyle("Rising", "#8A5300", "star", "★", 16),
         "blockage": StateStyle("Suspected blockage", "#7B3294", "square", "■", 14),
         "sensor_fault": StateStyle("Sensor fault", "#AA4499", "x", "✕", 13),
         "offline": StateStyle("Offline", "#595959", "circle-open", "○", 12),

@@ -50,6 +50,8 @@ def network_page(page: Page) -> HTMLResponse:
     now = page.now
     newest = max((d.last_seen for d in devices if d.last_seen), default=now)
     gateways = radio.gateways(page.conn, min(now, newest) - GATEWAY_WINDOW, after=None, limit=500)
+    if page.role != "admin":  # a gateway that heard none of its devices is not one of its pages
+        gateways = [g for g in gateways if g.uplinks_heard > 0]
     return render(
         page,
         "network.html",
