@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, cast
 
 import psycopg
@@ -62,7 +63,7 @@ from alerts.states import DatabaseStates
 from store import alerts as db
 from store import notices, outbox, queries
 from store.feed import ChangeFeed
-from store.geometry import gully_fill_pct, water_level_mm
+from store.geometry import fill_pct, gully_fill_pct, water_level_mm
 from store.records import Alert, Device, Event, OutboxEntry, Reading
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class Engine:
         self.states = states or DatabaseStates()
         self.fixed_registry = fixed_registry
         self._devices: dict[int, Device] = {}
-        self._plans: dict[int, list[_Step]] = {}
+        self._plans: dict[int, _Plan] = {}
 
     # --- the change feed ------------------------------------------------------------------------
 
@@ -192,50 +193,49 @@ class Engine:
         `simulated`: the observations come from simulated uplinks; they are judged with a state and
         alerts of their own (subject suffix `:simulated`), so they never move the real ones, and what
         they raise is marked simulated and notifies nobody."""
-        suffix = ":simulated" if simulated else ""
-        tasks: dict[tuple[str, str], tuple[_Step, list[tuple[datetime, int, int, Device, Observation]]]] = {}
+        tasks: dict[tuple[str, str], tuple[_Step, list[Entry]]] = {}
         merged: set[tuple[str, str]] = set()  # tasks fed by more than one device (a flat): sorted again
         for ref in sorted(work):
             device = devices.get(ref)
             if device is None:
                 continue
-            by_kind: tuple[list[Any], list[Any], list[Any]] = ([], [], [])  # events, readings, sightings
-            for time, order, item in sorted(work[ref], key=_order):
-                by_kind[order].append((time, order, ref, device, item))
-            for step in self._plan(device):
-                rule, subject, kind = step.rule, step.subject, step.reads
-                entries = by_kind[kind]
-                if not entries or (simulated and rule.simulated == "ignore"):
+            plan = self._plan(device)
+            by_kind = _entries(ref, device, work[ref], plan)
+            for step in plan.steps:
+                entries = by_kind[step.reads]
+                if not entries or (simulated and step.rule.simulated == "ignore"):
                     continue
-                key = (rule.name, subject + suffix)
+                key = step.simulated_key if simulated else step.key
                 task = tasks.get(key)
                 if task is None:
                     tasks[key] = (step, entries)
                 else:
                     tasks[key] = (step, [*task[1], *entries])  # a new list: `entries` is shared by rules
                     merged.add(key)
-        states = self.states.load(conn, list(tasks))
+        states = self.states.load(conn, tasks.keys())
         open_ = db.open_alerts(conn, sorted({subject for _, subject in tasks}))
         done = _Pass()
         new_states: dict[tuple[str, str], tuple[Any, datetime | None]] = {}
         back: dict[str, datetime] = {}
-        views = _Views()
         for key, (step, items) in tasks.items():
             rule, subject, observe = step.rule, key[1], step.observe
             if key in merged:
-                items.sort(key=_order)
+                items.sort(key=_ORDER_MERGED)
             alert = open_.get(key)
-            state = _state(rule, states.get(key), alert)
-            for time, kind, _, device, item in items:
+            state = step.restore(states.get(key), alert)
+            sightings = step.reads == SIGHTINGS
+            for entry in items:
                 before = state
-                state, decisions = observe(state, device, time, item, views)
-                if kind == SIGHTINGS and before.inhibited_by and not state.inhibited_by:
+                state, decisions = observe(state, entry)
+                if sightings and before.inhibited_by and not state.inhibited_by:
+                    time = entry[0]
                     back[before.inhibited_by] = min(time, back.get(before.inhibited_by, time))  # its first device back
                 for decision in decisions:
+                    device = entry[3]
                     named = getattr(decision, "device_id", None)
-                    shown = next((d for _, _, _, d, _ in items if d.device_id == named), device) if named else device
+                    shown = next((e[3] for e in items if e[3].device_id == named), device) if named else device
                     alert = self._apply(conn, rule, shown, subject, alert, decision, done)
-            new_states[key] = (state, step.due(state, items[-1][3]))
+            new_states[key] = (state, None if step.due is None else step.due(state, items[-1][3]))
         self.states.save(conn, new_states)
         for gateway_id, time in sorted(back.items()):
             self._gateway_back(conn, gateway_id, time, done)
@@ -249,17 +249,17 @@ class Engine:
             self._devices |= db.devices_by_ref(conn, missing)
         return {ref: self._devices[ref] for ref in refs if ref in self._devices}
 
-    def _plan(self, device: Device) -> list[_Step]:
+    def _plan(self, device: Device) -> _Plan:
         """The rules that judge a device's observations, the subject each judges, what it reads
         (EVENTS, READINGS or SIGHTINGS: a rule is given only those), and its evaluator and due time
         picked once for its type rather than for every observation."""
         plan = self._plans.get(device.id) if self.fixed_registry else None
         if plan is None:
-            plan = [
-                _Step(r, subject, _reads(r), _observer(r), _due_of(r))
-                for r in self.rules.rules_for(device)
-                if (subject := subject_for(r, device))
-            ]
+            steps = tuple(
+                _step(r, subject, device) for r in self.rules.rules_for(device) if (subject := subject_for(r, device))
+            )
+            views = {step.view for step in steps if step.reads == READINGS}
+            plan = _Plan(steps, LEVEL_VIEW in views, ROOM_VIEW in views)
             if self.fixed_registry:
                 self._plans[device.id] = plan
         return plan
@@ -843,30 +843,74 @@ def _parsed(rule: Rule, stored: Any) -> Any:
     return _DETECTORS[type(rule)][0].from_json(data)
 
 
-Observer = Callable[[Any, Device, datetime, Any, "_Views"], tuple[Any, list[Decision]]]
+#: One observation as the evaluators are given it: (data time, kind (EVENTS, READINGS or SIGHTINGS),
+#: device ref, device, the Reading, Event or Seen, the reading as a gully level (LevelObs, or None),
+#: the reading as evidence in a care room (RoomObs, or None)). A tuple: there is one per rule and
+#: observation, and the engine's inner loop only indexes it (so the last three are Any to mypy; each
+#: rule's observer reads what `_reads` and `_view` say it is given).
+Entry = tuple[datetime, int, int, Device, Any, Any, Any]
+Observer = Callable[[Any, Entry], tuple[Any, list[Decision]]]
 DueOf = Callable[[Any, Device | None], datetime | None]
+Restore = Callable[[Any, Alert | None], Any]
+
+#: What an observation's view needs (`_Step.view`): nothing, its level, its room.
+NO_VIEW, LEVEL_VIEW, ROOM_VIEW = 0, 1, 2
 
 
 def _observer(rule: Rule) -> Observer:
     """The rule's evaluator for one observation (of the kind it reads: `_reads`)."""
     if isinstance(rule, ThresholdRule):
         metric = rule.metric
-        return lambda st, dev, at, item, _: levels.threshold(rule, st, at, metric_value(metric, dev, item))
+        return lambda st, e: levels.threshold(rule, st, e[0], metric_value(metric, e[3], e[4]))
     if isinstance(rule, BatteryRule):
-        return lambda st, dev, at, item, _: levels.battery(rule, st, at, item.battery_v, item.battery_pct)
+        return lambda st, e: levels.battery(rule, st, e[0], e[4].battery_v, e[4].battery_pct)
     if isinstance(rule, DeviceAlarmRule):
-        return lambda st, dev, at, item, _: device_alarm.evaluate(rule, st, at, item.kind, item.attrs)
+        return lambda st, e: device_alarm.evaluate(rule, st, e[0], e[4].kind, e[4].attrs)
     if isinstance(rule, OfflineRule):
-        return lambda st, dev, at, item, _: offline.seen(st, item.at, item.gateways)
+        return lambda st, e: offline.seen(st, e[4].at, e[4].gateways)
     if isinstance(rule, GatewayOfflineRule):  # judged on the clock, across devices
-        return lambda st, dev, at, item, _: (st, [])
+        return lambda st, e: (st, [])
     if isinstance(rule, WelfareRule):
-        return lambda st, dev, at, item, views: welfare.observe(rule, st, views.room(dev, item))
+        return lambda st, e: welfare.observe(rule, st, e[6])
     if isinstance(rule, AnomalyRule):
         metric = rule.metric
-        return lambda st, dev, at, item, _: anomaly.observe(rule, st, at, metric_value(metric, dev, item))
+        if metric == "level_mm":  # the level view holds it, worked out as metric_value would
+            return lambda st, e: anomaly.observe(rule, st, e[0], e[5].level_mm)
+        if metric == "fill_pct":
+            return lambda st, e: anomaly.observe(rule, st, e[0], e[5].fill_pct)
+        return lambda st, e: anomaly.observe(rule, st, e[0], metric_value(metric, e[3], e[4]))
     detector: Callable[[Any, Any, LevelObs], tuple[Any, list[Decision]]] = _LEVEL_DETECTORS[type(rule)]
-    return lambda st, dev, at, item, views: detector(rule, st, views.level(dev, item))
+    return lambda st, e: detector(rule, st, e[5])
+
+
+def _view(rule: Rule) -> int:
+    """Which view of a reading the rule's evaluator reads (`_observer`)."""
+    if type(rule) in _LEVEL_DETECTORS or (isinstance(rule, AnomalyRule) and rule.metric in ("level_mm", "fill_pct")):
+        return LEVEL_VIEW
+    return ROOM_VIEW if isinstance(rule, WelfareRule) else NO_VIEW
+
+
+def _restorer(rule: Rule) -> Restore:
+    """`_state` for this rule, with its commonest case (the state kept as its object, and the alerts
+    table agreeing with it) answered without the type tests."""
+    if isinstance(rule, GatewayOfflineRule | DeviceAlarmRule):
+        return lambda stored, alert: _state(rule, stored, alert)
+    if isinstance(rule, ThresholdRule | BatteryRule):
+
+        def condition(stored: Any, alert: Alert | None) -> Any:
+            if type(stored) is ConditionState and (stored.alert is None) == (alert is None):
+                return stored
+            return _state(rule, stored, alert)
+
+        return condition
+    kept = offline.OfflineState if isinstance(rule, OfflineRule) else _DETECTORS[type(rule)][0]
+
+    def learned(stored: Any, alert: Alert | None) -> Any:
+        if type(stored) is kept and stored.open == (alert is not None):
+            return stored
+        return _state(rule, stored, alert)
+
+    return learned
 
 
 #: The detectors that reason in a gully's level (LevelObs), by rule model.
@@ -880,14 +924,50 @@ _LEVEL_DETECTORS: dict[type, Callable[..., tuple[Any, list[Decision]]]] = {
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """One rule of a device's plan: the rule, the subject it judges, what it reads, how it reads it,
-    and when its state is next due."""
+    """One rule of a device's plan: the rule, the subject it judges (and its keys in rule state, live
+    and simulated), what it reads, which view of a reading, how it reads it, how its stored state is
+    taken, and when its state is next due (None: never, only data changes it)."""
 
     rule: Rule
     subject: str
+    key: tuple[str, str]
+    simulated_key: tuple[str, str]
     reads: int
+    view: int
     observe: Observer
-    due: DueOf
+    restore: Restore
+    due: DueOf | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A device's steps, and which views of its readings they read (`_entries` works out only those)."""
+
+    steps: tuple[_Step, ...]
+    level: bool
+    room: bool
+
+
+def _step(rule: Rule, subject: str, device: Device) -> _Step:
+    """The step of `rule` in `device`'s plan, judging `subject`."""
+    never = isinstance(rule, DeviceAlarmRule | GatewayOfflineRule) or (
+        type(rule) in _DETECTORS and _DETECTORS[type(rule)][2] is None
+    )
+    due = None if never else _due_of(rule)
+    if isinstance(rule, OfflineRule):  # its subject is the device: the silence it allows, worked out once
+        silent_after = rule.silent_after(device.attributes)
+        due = lambda st, dev: offline.due(st, silent_after)  # noqa: E731
+    return _Step(
+        rule,
+        subject,
+        (rule.name, subject),
+        (rule.name, subject + ":simulated"),
+        _reads(rule),
+        _view(rule),
+        _observer(rule),
+        _restorer(rule),
+        due,
+    )
 
 
 def _tick(rule: Rule, state: Any, now: datetime, device: Device | None) -> tuple[Any, list[Decision]]:
@@ -923,18 +1003,22 @@ def _due_of(rule: Rule) -> DueOf:
         return lambda st, dev: offline.due(st, offline_rule.silent_after(dev.attributes if dev else {}))
     if isinstance(rule, DeviceAlarmRule | GatewayOfflineRule):
         return lambda st, dev: None
-    detector_due: Callable[[Rule, Any], datetime | None] = _DETECTORS[type(rule)][2]
+    detector_due = _DETECTORS[type(rule)][2]
+    if detector_due is None:
+        return lambda st, dev: None
     return lambda st, dev: detector_due(rule, st)
 
 
-#: The learned detectors' (state class, tick, due), by rule model.
-_DETECTORS: dict[type, tuple[Any, Callable[..., tuple[Any, list[Decision]]], Callable[..., datetime | None]]] = {
+#: The learned detectors' (state class, tick, due), by rule model. `due` is None for the detectors
+#: whose states the clock never judges (their `due` is always None: every sign comes with a reading),
+#: so the engine does not ask them after every reading.
+_DETECTORS: dict[type, tuple[Any, Callable[..., tuple[Any, list[Decision]]], Callable[..., datetime | None] | None]] = {
     FloodRule: (flood.FloodState, flood.tick, flood.due),
-    SensorFaultRule: (sensor_fault.FaultState, sensor_fault.tick, sensor_fault.due),
-    BlockageRule: (blockage.BlockageState, blockage.tick, blockage.due),
+    SensorFaultRule: (sensor_fault.FaultState, sensor_fault.tick, None),
+    BlockageRule: (blockage.BlockageState, blockage.tick, None),
     SiltRule: (silt.SiltState, silt.tick, silt.due),
     WelfareRule: (welfare.WelfareState, welfare.tick, welfare.due),
-    AnomalyRule: (anomaly.AnomalyState, anomaly.tick, anomaly.due),
+    AnomalyRule: (anomaly.AnomalyState, anomaly.tick, None),
 }
 
 
@@ -948,39 +1032,38 @@ def _reads(rule: Rule) -> int:
     return EVENTS if isinstance(rule, DeviceAlarmRule) else READINGS
 
 
-def _order(item: tuple[Any, ...]) -> tuple[datetime, int, int]:
-    """Observations in time order; at one instant an alarm, then a reading, then the sighting (and
-    a flat's devices by id)."""
-    return item[0], item[1], item[2] if len(item) == 5 else 0
+#: Observations in time order; at one instant an alarm, then a reading, then the sighting (`work`'s
+#: (time, kind, item) of one device; a stable sort, so otherwise as the feed gave them) ...
+_ORDER = itemgetter(0, 1)
+#: ... and in a task fed by several devices (a flat), its devices by ref.
+_ORDER_MERGED = itemgetter(0, 1, 2)
 
 
-class _Views:
-    """Each reading in the terms its rules reason in, worked out once per pass however many rules
-    read it (a gully's reading feeds flood, fault, blockage and silt)."""
-
-    def __init__(self) -> None:
-        self._level: dict[int, LevelObs] = {}
-        self._room: dict[int, RoomObs] = {}
-
-    def level(self, device: Device, reading: Reading) -> LevelObs:
-        obs = self._level.get(id(reading))
-        if obs is None:
-            obs = self._level[id(reading)] = level_obs(device, reading)
-        return obs
-
-    def room(self, device: Device, reading: Reading) -> RoomObs:
-        obs = self._room.get(id(reading))
-        if obs is None:
-            obs = self._room[id(reading)] = room_obs(device, reading)
-        return obs
+def _entries(
+    ref: int, device: Device, work: list[tuple[datetime, int, Observation]], plan: _Plan
+) -> tuple[list[Entry], list[Entry], list[Entry]]:
+    """A device's observations of one pass as entries (`Entry`), in time order, by kind (EVENTS,
+    READINGS, SIGHTINGS): each reading's views are worked out here, once, for all the rules that read
+    them (a gully's reading feeds flood, fault, blockage, silt and anomaly)."""
+    by_kind: tuple[list[Entry], list[Entry], list[Entry]] = ([], [], [])
+    level, room = plan.level, plan.room
+    item: Any
+    for time, kind, item in sorted(work, key=_ORDER) if len(work) > 1 else work:
+        if kind == READINGS:
+            by_kind[kind].append((time, kind, ref, device, item, level_obs(device, item) if level else None,
+                                  room_obs(device, item) if room else None))  # fmt: skip
+        else:
+            by_kind[kind].append((time, kind, ref, device, item, None, None))
+    return by_kind
 
 
 def level_obs(device: Device, reading: Reading) -> LevelObs:
     """A gully reading in the terms the flood physics reason in."""
     valid = reading.distance_valid is not False and reading.distance_mm is not None
     level = water_level_mm(reading.distance_mm, device.sensor_height_mm) if valid else None
-    excess = level - device.outlet_invert_mm if level is not None and device.outlet_invert_mm is not None else None
-    pct = gully_fill_pct(reading.distance_mm, device.sensor_height_mm, device.outlet_invert_mm) if valid else None
+    invert = device.outlet_invert_mm
+    excess = level - invert if level is not None and invert is not None else None
+    pct = fill_pct(level, device.sensor_height_mm, invert)  # gully_fill_pct, its level worked out once
     return LevelObs(reading.time, reading.distance_mm, reading.distance_valid, level, excess, pct, reading.tilted)
 
 

@@ -885,6 +885,11 @@ class FloodRule(_Rule):
 
     def levels(self) -> tuple[tuple[Severity, float], ...]:
         """(severity, fill %) from the least severe level to the most."""
+        return self.level_table
+
+    @cached_property
+    def level_table(self) -> tuple[tuple[Severity, float], ...]:
+        """`levels()`, worked out once (the flood detector asks at every reading; the rule is frozen)."""
         out: list[tuple[Severity, float]] = []
         if self.warning is not None:
             out.append(("warning", self.warning.value))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import psycopg
@@ -38,7 +39,8 @@ def _json(state: Any) -> dict[str, Any]:
 class DatabaseStates:
     """The live store: `rule_state`, in the caller's transaction."""
 
-    def load(self, conn: psycopg.Connection, keys: Iterable[Key]) -> dict[Key, Any]:
+    def load(self, conn: psycopg.Connection, keys: Iterable[Key]) -> Mapping[Key, Any]:
+        """The stored states of those of `keys` that have one (it may hold others too)."""
         return db.load_states(conn, keys)
 
     def save(self, conn: psycopg.Connection, states: Saved) -> None:
@@ -82,18 +84,19 @@ class MemoryStates(DatabaseStates):
             self._due = {(rule, subject): due for rule, subject, _, due in rows if due is not None}
         return self._states
 
-    def load(self, conn: psycopg.Connection, keys: Iterable[Key]) -> dict[Key, Any]:
-        states = self._all(conn)
-        return {key: states[key] for key in keys if key in states}
+    def load(self, conn: psycopg.Connection, keys: Iterable[Key]) -> Mapping[Key, Any]:
+        """Every state held, as a read-only view (which has those of `keys` that exist: a pass asks
+        for a few thousand, and copying them out cost more than the look-ups)."""
+        return MappingProxyType(self._all(conn))
 
     def save(self, conn: psycopg.Connection, states: Saved) -> None:
-        held = self._all(conn)
+        held, due_at = self._all(conn), self._due
         for key, (state, due) in states.items():
             held[key] = state
             if due is None:
-                self._due.pop(key, None)
+                due_at.pop(key, None)
             else:
-                self._due[key] = due
+                due_at[key] = due
         self._dirty.update(states)
 
     def due(self, conn: psycopg.Connection, now: datetime) -> dict[Key, Any]:

@@ -1,7 +1,14 @@
-"""Prometheus metrics of the API (served at /metrics, outside the OpenAPI document).
+"""Prometheus metrics of the API (served at /metrics, outside the OpenAPI document), and each
+response's own server time.
 
 Requests are labelled by route template (`/api/v1/devices/{device_id}`), never by the raw path, so
 the series stay few whatever clients send; requests that match no route share one label.
+
+Every HTTP response also carries `Server-Timing: app;dur=<ms>` (W3C Server Timing): the time from the
+request reaching the app to its response headers, which for our routes includes the request's
+transaction and its commit (dashboard/deps.py commits before the response starts). Browsers show it
+in their developer tools and `python -m benchmarks.dashboard` reads it, so a page's server time is
+measured without the client's or the network's. It reveals nothing a client could not time itself.
 """
 
 from __future__ import annotations
@@ -12,6 +19,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED = "(unmatched)"
+SERVER_TIMING = b"server-timing"
+
+
+def server_timing(seconds: float) -> bytes:
+    """The `Server-Timing` value for an app time of `seconds`: `app;dur=<milliseconds>`."""
+    return f"app;dur={seconds * 1000:.1f}".encode()
 
 
 class ApiMetrics:
@@ -33,7 +46,8 @@ class ApiMetrics:
 
 
 class MetricsMiddleware:
-    """Times each HTTP request and records it under the route template the router matched."""
+    """Times each HTTP request, records it under the route template the router matched, and tells
+    the client the time to its response headers in `Server-Timing`."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
@@ -50,6 +64,8 @@ class MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                headers = [*message.get("headers", ()), (SERVER_TIMING, server_timing(time.perf_counter() - start))]
+                message = {**message, "headers": headers}
             await send(message)
 
         try:

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from alerts.decisions import Decision, Open, Resolve
-from alerts.evaluators.evolve import evolve
+from alerts.evaluators.evolve import evolver
 from alerts.rules import AnomalyRule
 
 #: The step of the median / MAD estimators, as a fraction of the current spread.
@@ -38,14 +38,15 @@ class Robust:
         return max(1.4826 * self.mad, floor)
 
     def update(self, x: float, floor: float) -> Robust:
-        if self.n == 0:
+        n, median, mad = self.n, self.median, self.mad  # read once: this runs twice a reading
+        if n == 0:
             return Robust(1, x, 0.0)
-        step = RATE * self.scale(floor) if self.n > 10 else abs(x - self.median) / (self.n + 1)
-        median = self.median + (step if x > self.median else -step if x < self.median else 0.0)
+        step = RATE * max(1.4826 * mad, floor) if n > 10 else abs(x - median) / (n + 1)  # (scale)
+        median += step if x > median else -step if x < median else 0.0
         dev = abs(x - median)
-        mad_step = RATE * max(self.mad, floor / 1.4826) if self.n > 10 else abs(dev - self.mad) / (self.n + 1)
-        mad = max(0.0, self.mad + (mad_step if dev > self.mad else -mad_step))
-        return Robust(self.n + 1, round(median, 4), round(mad, 4))
+        mad_step = RATE * max(mad, floor / 1.4826) if n > 10 else abs(dev - mad) / (n + 1)
+        mad = max(0.0, mad + (mad_step if dev > mad else -mad_step))
+        return Robust(n + 1, round(median, 4), round(mad, 4))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,10 @@ class AnomalyState:
         )
 
 
+#: `evolve` for AnomalyState, bound once (alerts/evaluators/evolve.py): a copy every reading.
+_anomaly = evolver(AnomalyState)
+
+
 def observe(
     rule: AnomalyRule, state: AnomalyState, at: datetime, x: float | None
 ) -> tuple[AnomalyState, list[Decision]]:
@@ -108,7 +113,7 @@ def observe(
         and state.rate.n >= rule.learn_readings
         and abs(rate - state.rate.median) > rule.k * state.rate.scale(floor / 15.0)
     )
-    s = evolve(
+    s = _anomaly(
         state,
         value=state.value.update(x, floor),
         rate=state.rate.update(rate, floor / 15.0) if rate is not None else state.rate,
@@ -116,19 +121,19 @@ def observe(
         last_value=x,
     )
     if far or fast:
-        s = evolve(s, normal_since=None)
+        s = _anomaly(s, normal_since=None)
         if s.open:
             return s, []
         what = "far from" if far else "changing far faster than"
         summary = f"{rule.metric} {x:g} {what} this device's normal (median {state.value.median:g})"
         details = {"median": state.value.median, "scale": round(state.value.scale(floor), 3), "rate": rate}
-        return evolve(s, open=True), [Open(at, rule.severity, x, True, summary, details=details)]
+        return _anomaly(s, open=True), [Open(at, rule.severity, x, True, summary, details=details)]
     if not s.open:
         return s, []
     since = s.normal_since or at
     if at - since >= rule.clear_after:
-        return evolve(s, open=False, normal_since=None), [Resolve(at, "back within this device's normal")]
-    return evolve(s, normal_since=since), []
+        return _anomaly(s, open=False, normal_since=None), [Resolve(at, "back within this device's normal")]
+    return _anomaly(s, normal_since=since), []
 
 
 def tick(rule: AnomalyRule, state: AnomalyState, now: datetime) -> tuple[AnomalyState, list[Decision]]:

@@ -53,7 +53,7 @@ from statistics import median
 from typing import Any
 
 from alerts.decisions import Decision, Open, Resolve
-from alerts.evaluators.evolve import evolve
+from alerts.evaluators.evolve import evolver
 from alerts.evaluators.observations import LevelObs
 from alerts.rules import BlockageRule
 
@@ -216,6 +216,11 @@ class BlockageState:
         )
 
 
+#: `evolve` for the two states, bound once (alerts/evaluators/evolve.py): a copy every reading.
+_blockage = evolver(BlockageState)
+_recession = evolver(Recession)
+
+
 def learned(rule: BlockageRule, state: BlockageState) -> float | None:
     """The gully's normal drain time (minutes), once `rule.learn_from` clean recessions are known."""
     return median(state.taus) if len(state.taus) >= rule.learn_from else None
@@ -233,22 +238,24 @@ def observe(rule: BlockageRule, state: BlockageState, obs: LevelObs) -> tuple[Bl
     older ones are skipped. A jump is held until the next reading shows whether it was water."""
     if state.last is not None and obs.at <= state.last:
         return state, []
-    state = evolve(state, last=obs.at)
     if obs.excess_mm is None or obs.tilted:
-        return state, []
+        return _blockage(state, last=obs.at), []
     point = (obs.at, obs.excess_mm)
     newest = state.held or state.prev
     if newest is not None and abs(point[1] - newest[1]) < STUCK_MM:
-        return state, []
+        return _blockage(state, last=obs.at), []
     out: list[Decision] = []
     if state.held is not None:
-        held, state = state.held, evolve(state, held=None)
+        held, state = state.held, _blockage(state, held=None, last=obs.at)
         if not (state.prev is not None and _jump(state.prev, held) * _jump(point, held) > 0):
             state = _accept(rule, state, held, out, jumped=True)
         # else it is away from both neighbours on the same side: a bad echo, dropped
+        if state.prev is not None and _jump(state.prev, point) != 0:
+            return _blockage(state, held=point), out
+        return _accept(rule, state, point, out), out
     if state.prev is not None and _jump(state.prev, point) != 0:
-        return evolve(state, held=point), out
-    return _accept(rule, state, point, out), out
+        return _blockage(state, held=point, last=obs.at), out
+    return _accept(rule, state, point, out, last=obs.at), out  # `last` in the copy _accept makes anyway
 
 
 def tick(rule: BlockageRule, state: BlockageState, now: datetime) -> tuple[BlockageState, list[Decision]]:
@@ -265,43 +272,50 @@ def due(rule: BlockageRule, state: BlockageState) -> datetime | None:
 
 
 def _accept(
-    rule: BlockageRule, state: BlockageState, point: Reading, out: list[Decision], *, jumped: bool = False
+    rule: BlockageRule,
+    state: BlockageState,
+    point: Reading,
+    out: list[Decision],
+    *,
+    jumped: bool = False,
+    last: datetime | None = None,
 ) -> BlockageState:
     """Take a reading as water. It is either rest or a step of the current event. `jumped`: the reading
-    jumped from the one before and the next reading confirmed it."""
+    jumped from the one before and the next reading confirmed it. `last`: the newest reading time, to
+    set in the same copy (None: already set)."""
     at, x = point
     gap = state.prev is not None and at - state.prev[0] > MAX_GAP
-    state = evolve(state, prev=point)
+    state = _blockage(state, prev=point) if last is None else _blockage(state, prev=point, last=last)
     rec = state.rec
     if rec is None:
         if gap:
-            state = evolve(state, dry=None, rest_n=0, above=None)
+            state = _blockage(state, dry=None, rest_n=0, above=None)
         if state.dry is not None and x - _base(state.dry) >= rule.min_peak_mm:
-            return evolve(state, rec=_begin(at, x, _base(state.dry)), above=None)
+            return _blockage(state, rec=_begin(at, x, _base(state.dry)), above=None)
         return _rest(rule, state, at, x)
     if gap or (jumped and x < rec.low):  # what came before is no evidence of how it drains
         if x - rec.base <= rule.floor_mm:
-            return _rest(rule, evolve(state, rec=None), at, x)
-        return evolve(state, rec=_begin(at, x, rec.base))
+            return _rest(rule, _blockage(state, rec=None), at, x)
+        return _blockage(state, rec=_begin(at, x, rec.base))
     if x - rec.base <= rule.floor_mm:  # back at rest: the recession is over
-        return _rest(rule, _finish(rule, evolve(state, rec=None), rec, at, out), at, x)
+        return _rest(rule, _finish(rule, _blockage(state, rec=None), rec, at, out), at, x)
     rising = x > rec.low + RISE_MM
     if rising and x < rec.peak - PLATEAU_MM:
-        return evolve(state, rec=_begin(at, x, rec.base))  # a new rain pulse: a new recession
+        return _blockage(state, rec=_begin(at, x, rec.base))  # a new rain pulse: a new recession
     if rising or x >= rec.peak - PLATEAU_MM:  # still at the peak's level: time zero moves on
         top = at if x > rec.peak + PLATEAU_MM else rec.top
         if at - top >= PLATEAU_REST and not rec.slow:
-            return evolve(state, rec=None, dry=x, rest_n=WARMUP, above=None)
-        return evolve(state, rec=_begin(at, x, rec.base, peak=max(rec.peak, x), top=top))
+            return _blockage(state, rec=None, dry=x, rest_n=WARMUP, above=None)
+        return _blockage(state, rec=_begin(at, x, rec.base, peak=max(rec.peak, x), top=top))
     t = _minutes(at - rec.start)
-    rec = evolve(
+    rec = _recession(
         rec,
         low=min(rec.low, x),
         sums=_add(rec.sums, t, x - rec.base),
         span=t,
         recent=(*rec.recent, (round(t, 2), round(x, 2)))[-RECENT:],
     )
-    return _judge(rule, evolve(state, rec=rec), at, out)
+    return _judge(rule, _blockage(state, rec=rec), at, out)
 
 
 def _base(dry: float) -> float:
@@ -329,20 +343,20 @@ def _rest(rule: BlockageRule, state: BlockageState, at: datetime, x: float) -> B
     Readings held up there for PLATEAU_REST are where the gully rests now (a geometry change, silt
     that rose while nothing was learned), and the level moves to the lowest of them."""
     if state.dry is None:
-        return evolve(state, dry=x, rest_n=1, above=None)
+        return _blockage(state, dry=x, rest_n=1, above=None)
     if state.rest_n < WARMUP:
-        return evolve(state, dry=min(state.dry, x), rest_n=state.rest_n + 1, above=None)
+        return _blockage(state, dry=min(state.dry, x), rest_n=state.rest_n + 1, above=None)
     if x > state.dry + rule.floor_mm:
         since, low = state.above if state.above is not None else (at, x)
         if at - since >= PLATEAU_REST:
-            return evolve(state, dry=min(low, x), above=None)
-        return evolve(state, above=(since, min(low, x)))
+            return _blockage(state, dry=min(low, x), above=None)
+        return _blockage(state, above=(since, min(low, x)))
     below = state.dry - x
     if below > PLATEAU_MM:
         step = -min(DROP_MM, below / 4)
     else:
         step = DRY_STEP_MM if x > state.dry else -DRY_STEP_MM if x < state.dry else 0.0
-    return evolve(state, dry=state.dry + step, above=None)
+    return _blockage(state, dry=state.dry + step, above=None)
 
 
 def _judge(rule: BlockageRule, state: BlockageState, at: datetime, out: list[Decision]) -> BlockageState:
@@ -352,7 +366,7 @@ def _judge(rule: BlockageRule, state: BlockageState, at: datetime, out: list[Dec
     tau = _slow(rule, state, rec)
     if tau is None:
         return state
-    state = evolve(state, rec=evolve(rec, slow=True))
+    state = _blockage(state, rec=_recession(rec, slow=True))
     if state.open:  # an earlier slow recession's alert is still open: this one keeps it open
         return state
     limit, normal = threshold(rule, state), learned(rule, state)
@@ -371,7 +385,7 @@ def _judge(rule: BlockageRule, state: BlockageState, at: datetime, out: list[Dec
     }
     value = tau if math.isfinite(tau) else None
     out.append(Open(at, rule.severity, value, True, f"not draining: {shown} ({against})", details=details))
-    return evolve(state, open=True)
+    return _blockage(state, open=True)
 
 
 def _slow(rule: BlockageRule, state: BlockageState, rec: Recession) -> float | None:
@@ -411,11 +425,11 @@ def _finish(
     if not normal:
         return state
     if tau is not None and tau <= _minutes(rule.cold_start_drain_time):
-        state = evolve(state, taus=(*state.taus, _round(tau))[-KEEP_TAUS:])
+        state = _blockage(state, taus=(*state.taus, _round(tau))[-KEEP_TAUS:])
     if state.open:
         shown = f"drain time {tau:.0f} min" if tau is not None else "back to rest in a normal time"
         out.append(Resolve(at, f"draining again: {shown}"))
-        state = evolve(state, open=False)
+        state = _blockage(state, open=False)
     return state
 
 

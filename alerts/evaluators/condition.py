@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from alerts.decisions import Decision, Fire, Late, Open, Reseverity, Resolve, Severity
-from alerts.evaluators.evolve import evolve
+from alerts.evaluators.evolve import evolver
 
 AlertState = Literal["pending", "firing"] | None
 
@@ -69,6 +69,10 @@ class ConditionState:
         )
 
 
+#: `evolve` for ConditionState, bound once (alerts/evaluators/evolve.py): a copy every reading.
+_condition = evolver(ConditionState)
+
+
 def step(
     state: ConditionState,
     at: datetime,
@@ -87,28 +91,28 @@ def step(
     out: list[Decision] = []
     if level is not None:
         since = state.since or at
-        s = evolve(state, last=at, value=value, level=level, since=since, clear_since=None)
+        s = _condition(state, last=at, value=value, level=level, since=since, clear_since=None)
         if s.alert is None:
             firing = for_ <= timedelta(0)
             out.append(Open(at, level, value, firing, summary))
-            s = evolve(s, alert="firing" if firing else "pending", severity=level)
+            s = _condition(s, alert="firing" if firing else "pending", severity=level)
         elif s.alert == "pending" and at - since >= for_:
             out.append(Fire(at, level, value))
-            s = evolve(s, alert="firing", severity=level)
+            s = _condition(s, alert="firing", severity=level)
         elif s.severity != level:
             out.append(Reseverity(at, level, value))
-            s = evolve(s, severity=level)
+            s = _condition(s, severity=level)
         return s, out
-    s = evolve(state, last=at, value=value, level=None, since=None)
+    s = _condition(state, last=at, value=value, level=None, since=None)
     if s.alert == "pending":
         out.append(Resolve(at, f"the condition ended before it had held for {_show(for_)}"))
-        return evolve(s, alert=None, severity=None), out
+        return _condition(s, alert=None, severity=None), out
     if s.alert == "firing":
         clear_since = s.clear_since or at
         if at - clear_since >= keep_firing_for:
             out.append(Resolve(at, "the condition ended"))
-            return evolve(s, alert=None, severity=None, clear_since=None), out
-        return evolve(s, clear_since=clear_since), out
+            return _condition(s, alert=None, severity=None, clear_since=None), out
+        return _condition(s, clear_since=clear_since), out
     return s, out
 
 
@@ -120,11 +124,11 @@ def tick(
     if state.alert == "pending" and state.since is not None and state.level is not None:
         due = state.since + for_
         if now >= due:
-            return evolve(state, alert="firing", severity=state.level), [Fire(due, state.level, state.value)]
+            return _condition(state, alert="firing", severity=state.level), [Fire(due, state.level, state.value)]
     if state.alert == "firing" and state.clear_since is not None:
         due = state.clear_since + keep_firing_for
         if now >= due:
-            return evolve(state, alert=None, severity=None, clear_since=None), [Resolve(due, "the condition ended")]
+            return _condition(state, alert=None, severity=None, clear_since=None), [Resolve(due, "the condition ended")]
     return state, []
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from alerts.decisions import Decision, Open, Reseverity, Resolve, Severity
-from alerts.evaluators.evolve import evolve
+from alerts.evaluators.evolve import evolver
 from alerts.evaluators.observations import LevelObs
 from alerts.rules import FloodRule
 
@@ -72,13 +72,17 @@ class FloodState:
         )
 
 
+#: `evolve` for FloodState, bound once (alerts/evaluators/evolve.py): a copy every reading.
+_flood = evolver(FloodState)
+
+
 def level_at(rule: FloodRule, pct: float, current: Severity | None) -> Severity | None:
     """The level `pct` is at: entering a level takes its threshold, staying in it only the threshold
     less `hysteresis`."""
     found: Severity | None = None
+    held = -1 if current is None else _RANKS[current]  # the levels up to this one are held
     for severity, edge in rule.levels():
-        held = current is not None and _rank(current) >= _rank(severity)
-        if pct > edge or (held and pct > edge - rule.hysteresis):
+        if pct > edge or (held >= _RANKS[severity] and pct > edge - rule.hysteresis):
             found = severity
     return found
 
@@ -89,14 +93,14 @@ def observe(rule: FloodRule, state: FloodState, obs: LevelObs) -> tuple[FloodSta
         return state, []  # backfill never moves the live state
     s = state
     if obs.fill_pct is None or obs.level_mm is None:
-        return evolve(s, last=obs.at), []
+        return _flood(s, last=obs.at), []
     if s.prev_at is not None and s.prev_mm is not None:
         minutes = max((obs.at - s.prev_at).total_seconds() / 60.0, 1e-6)
         agrees = s.skipped_mm is not None and abs(obs.level_mm - s.skipped_mm) <= rule.spike_mm
         if abs(obs.level_mm - s.prev_mm) / minutes > rule.max_gradient_mm_per_min and not agrees:
             # Faster than water moves: not a reading of the surface. A real step (the sensor re-mounted)
             # is believed when the next reading agrees with the skipped one.
-            return evolve(s, last=obs.at, skipped_mm=obs.level_mm), []
+            return _flood(s, last=obs.at, skipped_mm=obs.level_mm), []
     level = level_at(rule, obs.fill_pct, s.level)
     step_mm = s.step_mm
     if level is None:
@@ -108,7 +112,7 @@ def observe(rule: FloodRule, state: FloodState, obs: LevelObs) -> tuple[FloodSta
     count = s.count + 1 if level is not None else 0
     at_level = s.at_level + 1 if level is not None and level == s.level else (1 if level is not None else 0)
     clear_since = None if level is not None else s.clear_since
-    s = evolve(s, last=obs.at, skipped_mm=None, level=level, count=count, at_level=at_level, prev_at=obs.at,
+    s = _flood(s, last=obs.at, skipped_mm=None, level=level, count=count, at_level=at_level, prev_at=obs.at,
                 prev_mm=obs.level_mm, prev_pct=obs.fill_pct, step_mm=step_mm, clear_since=clear_since)  # fmt: skip
     out: list[Decision] = []
     if level is not None:
@@ -116,16 +120,16 @@ def observe(rule: FloodRule, state: FloodState, obs: LevelObs) -> tuple[FloodSta
             summary = f"gully {obs.fill_pct:.0f}% full ({level} above {dict(rule.levels())[level]:g}%)"
             details = {"fill_pct": round(obs.fill_pct, 1), "level_mm": round(obs.level_mm, 1), "readings": count}
             out.append(Open(obs.at, level, round(obs.fill_pct, 1), True, summary, details=details))
-            s = evolve(s, open=True, severity=level)
+            s = _flood(s, open=True, severity=level)
         elif s.open and s.severity != level and at_level >= rule.confirm:
             out.append(Reseverity(obs.at, level, round(obs.fill_pct, 1)))
-            s = evolve(s, severity=level)
+            s = _flood(s, severity=level)
         return s, out
     if s.open:
         clear_since = s.clear_since or obs.at
         if obs.at - clear_since >= rule.keep_firing_for:
-            return evolve(s, open=False, severity=None, clear_since=None), [Resolve(obs.at, "the water went down")]
-        s = evolve(s, clear_since=clear_since)
+            return _flood(s, open=False, severity=None, clear_since=None), [Resolve(obs.at, "the water went down")]
+        s = _flood(s, clear_since=clear_since)
     return s, out
 
 
@@ -135,7 +139,7 @@ def tick(rule: FloodRule, state: FloodState, now: datetime) -> tuple[FloodState,
     due_at = due(rule, state)
     if due_at is None or now < due_at:
         return state, []
-    return evolve(state, open=False, severity=None, clear_since=None), [Resolve(due_at, "the water went down")]
+    return _flood(state, open=False, severity=None, clear_since=None), [Resolve(due_at, "the water went down")]
 
 
 def due(rule: FloodRule, state: FloodState) -> datetime | None:
@@ -144,8 +148,7 @@ def due(rule: FloodRule, state: FloodState) -> datetime | None:
     return None
 
 
-def _rank(severity: Severity) -> int:
-    return {"info": 0, "warning": 1, "critical": 2}[severity]
+_RANKS: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -78,6 +78,13 @@ def seen(state: OfflineState, at: datetime, gateways: Sequence[str] = ()) -> tup
     if len(known) == 1 and len(gateways) == 1 and (gateway := gateways[0]) in known and at is newest:
         # Most uplinks: the newest, through the one gateway that carried the last (nothing to forget).
         via = {gateway: stamp} if stamp > known[gateway] else known
+    elif (
+        at is newest and known and len(known) == len(gateways) and known.keys() == set(gateways)
+        and max(known.values()) <= stamp
+    ):  # fmt: skip
+        # The newest again, through the same gateways as before (two or three, in a dense network):
+        # every one carried it now, and none is old enough to forget (what `_carried` would make).
+        via = dict.fromkeys(known, stamp)
     else:
         via = _carried(known, tuple(gateways), stamp, newest.timestamp() - FORGET_S)
     if state.open and at >= (last or at):

@@ -41,11 +41,12 @@ import math
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from statistics import median
 from typing import Any
 
 from alerts.decisions import Decision, Open, Resolve
-from alerts.evaluators.evolve import evolve
+from alerts.evaluators.evolve import evolver
 from alerts.evaluators.observations import LevelObs
 from alerts.rules import SiltRule
 
@@ -121,13 +122,17 @@ class SiltState:
         )
 
 
+#: `evolve` for SiltState, bound once (alerts/evaluators/evolve.py): a copy every reading.
+_silt = evolver(SiltState)
+
+
 def observe(rule: SiltRule, state: SiltState, obs: LevelObs) -> tuple[SiltState, list[Decision]]:
     """Take one reading. A reading from a new UTC day first closes the day before. Readings with no
     echo, tilted readings and older readings are skipped."""
     if state.last is not None and obs.at <= state.last:
         return state, []
     if obs.excess_mm is None or obs.tilted:
-        return evolve(state, last=obs.at), []
+        return _silt(state, last=obs.at), []
     today = obs.at.astimezone(UTC).date()
     out: list[Decision] = []
     if state.day is not None and today > state.day:
@@ -176,7 +181,7 @@ def _count(state: SiltState, mm: int, **also: Any) -> SiltState:
     """Add a reading to the day's bins, merging the highest bins once there are more than MAX_BINS
     (`also`: other fields that change with it)."""
     if state.over_from is not None and mm >= state.over_from:
-        return evolve(state, over=state.over + 1, **also)
+        return _silt(state, over=state.over + 1, **also)
     bins = state.bins
     i = bisect_left(bins, (mm,))  # (mm,) sorts before (mm, count): the bin's place, found or not
     if i < len(bins) and bins[i][0] == mm:
@@ -187,28 +192,28 @@ def _count(state: SiltState, mm: int, **also: Any) -> SiltState:
     while len(bins) > MAX_BINS:
         (top, count), bins = bins[-1], bins[:-1]
         over, over_from = over + count, top
-    return evolve(state, bins=bins, over=over, over_from=over_from, **also)
+    return _silt(state, bins=bins, over=over, over_from=over_from, **also)
 
 
 def _close(rule: SiltRule, state: SiltState, out: list[Decision]) -> SiltState:
     """The collected day is over: keep its dry level, learn, and decide (at the day's end)."""
     assert state.day is not None
     level, day, at = dry_level(rule, state), state.day, _end(state.day)
-    state = evolve(state, day=None, bins=(), over=0, over_from=None)
+    state = _silt(state, day=None, bins=(), over=0, over_from=None)
     if state.alerted and not state.open:  # a person resolved it: whatever the level is now, start afresh
-        state = evolve(state, alerted=False, clean=None, levels=())
+        state = _silt(state, alerted=False, clean=None, levels=())
     if level is None:
         return state
-    state = evolve(state, levels=(*state.levels, (day, round(level, 2)))[-KEEP_DAYS:])
+    state = _silt(state, levels=(*state.levels, (day, round(level, 2)))[-KEEP_DAYS:])
     if state.open and state.clean is not None and level <= state.clean + rule.min_rise_mm / 2:
         out.append(Resolve(at, f"dry level back to {level:.0f} mm, within {rule.min_rise_mm / 2:g} mm of clean"))
-        return evolve(state, open=False, alerted=False, clean=None, levels=((day, round(level, 2)),))
+        return _silt(state, open=False, alerted=False, clean=None, levels=((day, round(level, 2)),))
     state = _learn(state)
     if not state.open:
         opened = _judge(rule, state, at)
         if opened is not None:
             out.append(opened)
-            state = evolve(state, open=True, alerted=True)
+            state = _silt(state, open=True, alerted=True)
     return state
 
 
@@ -218,8 +223,8 @@ def _learn(state: SiltState) -> SiltState:
         return state
     recent = median(v for _, v in state.levels[-CLEAN_DAYS:])
     if state.clean is None:
-        return evolve(state, clean=median(v for _, v in state.levels[:CLEAN_DAYS]))
-    return evolve(state, clean=min(state.clean, recent))
+        return _silt(state, clean=median(v for _, v in state.levels[:CLEAN_DAYS]))
+    return _silt(state, clean=min(state.clean, recent))
 
 
 def _judge(rule: SiltRule, state: SiltState, at: datetime) -> Open | None:
@@ -255,6 +260,8 @@ def _judge(rule: SiltRule, state: SiltState, at: datetime) -> Open | None:
     return Open(at, rule.severity, round(slope, 2), True, summary, details=details)
 
 
+@lru_cache(maxsize=64)
 def _end(day: date) -> datetime:
-    """The end of a UTC day (the next midnight)."""
+    """The end of a UTC day (the next midnight). Remembered for the last few days: the engine asks for
+    every gully's due time after each of its readings."""
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
