@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
-from dashboard.figures.style import BLUE, DARK_RED, GREEN, GREY, TEMPLATE, note_no_data
+from dashboard.figures.style import BLUE, DARK_RED, GREEN, GREY, figure, no_data
 
 #: The curve shows up to this many target lengths at first (a three-hour outlier would hide the rest).
 SHOWN_TARGETS = 10
@@ -47,7 +48,6 @@ def _duration(s: float) -> str:
 def ack_time_figure(waits_s: Sequence[float], target_s: float = 60, target_pct: float = 98.5) -> go.Figure:
     """Cumulative share acknowledged by each wait, with the target time and share as labelled lines."""
     waits = _finite(waits_s)
-    fig = go.Figure()
     target = f"{target_s:g} s target"
     shapes: list[dict[str, object]] = [
         {
@@ -87,50 +87,51 @@ def ack_time_figure(waits_s: Sequence[float], target_s: float = 60, target_pct: 
             },
         },
     ]
+    xaxis: dict[str, Any] = {"title": {"text": "seconds from alert to acknowledgement"}, "rangemode": "tozero"}
+    layout: dict[str, Any] = {
+        "title": {"text": "Time to acknowledge"},
+        "uirevision": "ack-time",
+        "shapes": shapes,
+        "showlegend": False,
+        "xaxis": xaxis,
+        "yaxis": {"title": {"text": "alerts acknowledged (%)"}, "range": [0, 102]},
+    }
     pct = within_target(waits, target_s)
     if pct is None:
-        note_no_data(fig, "no acknowledged alerts in this range")
-    else:
-        n = len(waits)
-        fig.add_trace(
-            go.Scatter(
-                x=[0.0, *waits],
-                y=[0.0, *(100.0 * (i + 1) / n for i in range(n))],
-                name="acknowledged by then",
-                mode="lines",
-                line={"shape": "hv", "color": BLUE, "width": 2},
-                hovertemplate="%{y:.1f} % acknowledged within %{x:.0f} s<extra></extra>",
-            )
-        )
-        met = pct >= target_pct
-        within = sum(1 for w in waits if w <= target_s)
-        fig.add_annotation(
-            name="share within target",
-            text=(
+        layout["annotations"] = [no_data("no acknowledged alerts in this range")]
+        return figure([], layout)
+    n = len(waits)
+    curve = {
+        "type": "scatter",
+        "x": [0.0, *waits],
+        "y": [0.0, *(100.0 * (i + 1) / n for i in range(n))],
+        "name": "acknowledged by then",
+        "mode": "lines",
+        "line": {"shape": "hv", "color": BLUE, "width": 2},
+        "hovertemplate": "%{y:.1f} % acknowledged within %{x:.0f} s<extra></extra>",
+    }
+    met = pct >= target_pct
+    within = sum(1 for w in waits if w <= target_s)
+    layout["annotations"] = [
+        {
+            "name": "share within target",
+            "text": (
                 f"{pct_text(pct)} within {target_s:g} s ({within} of {n}): "
                 f"{'meets' if met else 'below'} the {target_pct:g} % target<br>longest wait {_duration(waits[-1])}"
             ),
-            xref="paper",
-            yref="paper",
-            x=1,
-            y=0.05,
-            xanchor="right",
-            showarrow=False,
-            align="right",
-            font={"size": 14, "color": GREEN if met else DARK_RED},
-            bgcolor="#ffffff",
-        )
-        fig.update_xaxes(range=[0, max(2 * target_s, min(waits[-1], SHOWN_TARGETS * target_s)) * 1.02])
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": "Time to acknowledge"},
-        uirevision="ack-time",
-        shapes=shapes,
-        showlegend=False,
-    )
-    fig.update_xaxes(title_text="seconds from alert to acknowledgement", rangemode="tozero")
-    fig.update_yaxes(title_text="alerts acknowledged (%)", range=[0, 102])
-    return fig
+            "xref": "paper",
+            "yref": "paper",
+            "x": 1,
+            "y": 0.05,
+            "xanchor": "right",
+            "showarrow": False,
+            "align": "right",
+            "font": {"size": 14, "color": GREEN if met else DARK_RED},
+            "bgcolor": "#ffffff",
+        }
+    ]
+    xaxis["range"] = [0, max(2 * target_s, min(waits[-1], SHOWN_TARGETS * target_s)) * 1.02]
+    return figure([curve], layout)
 
 
 __all__ = ["ack_time_figure", "pct_text", "within_target"]

@@ -14,14 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import plotly.graph_objects as go
+from plotly.colors import get_colorscale
 
-from dashboard.figures.style import TEMPLATE, note_no_data
+from dashboard.figures.style import figure, no_data
 
 HOURS: tuple[int, ...] = tuple(range(24))
 #: Low (empty) is light, high is dark; lightness is monotonic along it (tested).
-COLOURSCALE = "cividis"
+COLOURSCALE: list[list[float | str]] = get_colorscale("cividis")  # as [position, colour]s: figures are unvalidated
 REVERSE_SCALE = True
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # fixed English: never the server's locale
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -74,50 +76,46 @@ def activity_heatmap_figure(
         [f"{day_text(d)}, {h:02d}:00–{(h + 1) % 24:02d}:00: {_movements(grid[i][h])}" for h in HOURS]
         for i, d in enumerate(days)
     ]
-    fig = go.Figure()
-    if days:
-        fig.add_trace(
-            go.Heatmap(
-                x=list(HOURS),
-                y=labels,
-                z=grid,
-                text=hover,
-                hovertemplate="%{text}<extra></extra>",
-                colorscale=COLOURSCALE,
-                reversescale=REVERSE_SCALE,
-                zmin=0,
-                xgap=1,
-                ygap=1,
-                colorbar={"title": {"text": "movements per hour"}},
-                name=room,
-            )
-        )
-    else:
-        note_no_data(fig, "no days in this range")
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": f"Activity: {room}"},
-        uirevision=f"activity:{room}",
-        plot_bgcolor="#ffffff",
-    )
-    fig.update_xaxes(
-        title_text=f"hour of day ({tz_name})",
-        tickmode="array",
-        tickvals=list(HOURS),
-        ticktext=[f"{h:02d}" for h in HOURS],
-        range=[-0.5, 23.5],
-        showgrid=False,
-    )
-    fig.update_yaxes(
-        title_text="day",
-        type="category",
-        tickmode="array",
-        tickvals=labels,
-        ticktext=[day_text(d) for d in days],
-        autorange="reversed",
-        showgrid=False,
-    )
-    return fig
+    heatmap = {
+        "type": "heatmap",
+        "x": list(HOURS),
+        "y": labels,
+        "z": grid,
+        "text": hover,
+        "hovertemplate": "%{text}<extra></extra>",
+        "colorscale": COLOURSCALE,
+        "reversescale": REVERSE_SCALE,
+        "zmin": 0,
+        "xgap": 1,
+        "ygap": 1,
+        "colorbar": {"title": {"text": "movements per hour"}},
+        "name": room,
+    }
+    layout: dict[str, Any] = {
+        "title": {"text": f"Activity: {room}"},
+        "uirevision": f"activity:{room}",
+        "plot_bgcolor": "#ffffff",
+        "xaxis": {
+            "title": {"text": f"hour of day ({tz_name})"},
+            "tickmode": "array",
+            "tickvals": list(HOURS),
+            "ticktext": [f"{h:02d}" for h in HOURS],
+            "range": [-0.5, 23.5],
+            "showgrid": False,
+        },
+        "yaxis": {
+            "title": {"text": "day"},
+            "type": "category",
+            "tickmode": "array",
+            "tickvals": labels,
+            "ticktext": [day_text(d) for d in days],
+            "autorange": "reversed",
+            "showgrid": False,
+        },
+    }
+    if not days:
+        layout["annotations"] = [no_data("no days in this range")]
+    return figure([heatmap] if days else [], layout)
 
 
 def activity_heatmaps(

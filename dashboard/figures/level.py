@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from dashboard.figures.style import (
     BAND,
@@ -34,9 +33,9 @@ from dashboard.figures.style import (
     GREEN,
     GREY,
     PURPLE,
-    TEMPLATE,
     VERMILLION,
-    note_no_data,
+    figure,
+    no_data,
     utc_text,
 )
 from store.geometry import water_level_mm
@@ -175,7 +174,7 @@ def _broken(times: Sequence[datetime], values: Sequence[Any], limit: timedelta) 
     return xs, ys
 
 
-def _band(points: Sequence[LevelPoint], limit: timedelta) -> go.Scatter:
+def _band(points: Sequence[LevelPoint], limit: timedelta) -> dict[str, Any]:
     """The min-max area: one closed polygon per continuous run, None between them (`fill="toself"`)."""
     xs: list[str | None] = []
     ys: list[float | None] = []
@@ -187,17 +186,18 @@ def _band(points: Sequence[LevelPoint], limit: timedelta) -> go.Scatter:
         seg = [points[i] for i in run]
         xs += [utc_text(p.time) for p in seg] + [utc_text(p.time) for p in reversed(seg)]
         ys += [p.high_mm for p in seg] + [p.low_mm for p in reversed(seg)]
-    return go.Scatter(
-        x=xs,
-        y=ys,
-        name="min–max in each interval",
-        mode="lines",
-        fill="toself",
-        fillcolor=BAND,
-        line={"width": 0},
-        hoverinfo="skip",
-        legendgroup="level",
-    )
+    return {
+        "type": "scatter",
+        "x": xs,
+        "y": ys,
+        "name": "min–max in each interval",
+        "mode": "lines",
+        "fill": "toself",
+        "fillcolor": BAND,
+        "line": {"width": 0},
+        "hoverinfo": "skip",
+        "legendgroup": "level",
+    }
 
 
 def _mode(n: int) -> str:
@@ -217,38 +217,31 @@ def level_range(points: Sequence[LevelPoint], lines: Sequence[float | None]) -> 
     return [low - pad, high + pad]
 
 
-def _level_trace(points: Sequence[LevelPoint], limit: timedelta, bucketed: bool) -> go.Scatter:
+def _level_trace(points: Sequence[LevelPoint], limit: timedelta, bucketed: bool) -> dict[str, Any]:
     times = [p.time for p in points]
-    mode = _mode(len(points))
-    if not bucketed:
-        xs, ys = _broken(times, [p.mean_mm for p in points], limit)
-        return go.Scatter(
-            x=xs,
-            y=ys,
-            name="water level",
-            mode=mode,
-            line={"color": BLUE, "width": 2},
-            marker={"size": 4, "color": BLUE},
-            hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>level %{y:.0f} mm<extra></extra>",
-            legendgroup="level",
-        )
     xs, ys = _broken(times, [p.mean_mm for p in points], limit)
+    trace: dict[str, Any] = {
+        "type": "scatter",
+        "x": xs,
+        "y": ys,
+        "name": "water level",
+        "mode": _mode(len(points)),
+        "line": {"color": BLUE, "width": 2},
+        "marker": {"size": 4, "color": BLUE},
+        "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>level %{y:.0f} mm<extra></extra>",
+        "legendgroup": "level",
+    }
+    if not bucketed:
+        return trace
     _, extra = _broken(times, [[p.low_mm, p.high_mm, p.count] for p in points], limit)
-    custom = [c if c is not None else [None, None, None] for c in extra]
-    return go.Scatter(
-        x=xs,
-        y=ys,
-        customdata=custom,
-        name="mean water level",
-        mode=mode,
-        line={"color": BLUE, "width": 2},
-        marker={"size": 4, "color": BLUE},
-        hovertemplate=(
+    return trace | {
+        "name": "mean water level",
+        "customdata": [c if c is not None else [None, None, None] for c in extra],
+        "hovertemplate": (
             "%{x|%Y-%m-%d %H:%M} UTC<br>mean %{y:.0f} mm<br>"
             "min %{customdata[0]:.0f} mm, max %{customdata[1]:.0f} mm<br>%{customdata[2]} readings<extra></extra>"
         ),
-        legendgroup="level",
-    )
+    }
 
 
 def _threshold_shapes(
@@ -298,7 +291,7 @@ def _level_at(points: Sequence[LevelPoint], t: datetime, fallback: float) -> flo
     return a.mean_mm + share * (b.mean_mm - a.mean_mm)
 
 
-def _alert_traces(alerts: Sequence[AlertMarker], points: Sequence[LevelPoint], fallback: float) -> list[go.Scatter]:
+def _alert_traces(alerts: Sequence[AlertMarker], points: Sequence[LevelPoint], fallback: float) -> list[dict[str, Any]]:
     """One trace per severity (so the legend names it), markers on the level line at each alert's time."""
     traces = []
     for severity, (symbol, colour) in SEVERITY_MARKERS.items():
@@ -309,15 +302,16 @@ def _alert_traces(alerts: Sequence[AlertMarker], points: Sequence[LevelPoint], f
         if not chosen:
             continue
         traces.append(
-            go.Scatter(
-                x=[utc_text(a.time) for a in chosen],
-                y=[_level_at(points, a.time, fallback) for a in chosen],
-                text=[f"{a.category} ({a.severity}): {a.label}" for a in chosen],
-                name=f"{severity} alert",
-                mode="markers",
-                marker={"symbol": symbol, "size": 14, "color": colour, "line": {"color": "#ffffff", "width": 1}},
-                hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{text}<extra></extra>",
-            )
+            {
+                "type": "scatter",
+                "x": [utc_text(a.time) for a in chosen],
+                "y": [_level_at(points, a.time, fallback) for a in chosen],
+                "text": [f"{a.category} ({a.severity}): {a.label}" for a in chosen],
+                "name": f"{severity} alert",
+                "mode": "markers",
+                "marker": {"symbol": symbol, "size": 14, "color": colour, "line": {"color": "#ffffff", "width": 1}},
+                "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>%{text}<extra></extra>",
+            }
         )
     return traces
 
@@ -359,118 +353,113 @@ def gully_level_figure(
     # a bucket holds every reading of its interval, so a missing one is silence, whatever the spacing
     limit = max(MIN_GAP, GAP_STEPS * bucket_width) if bucketed and bucket_width else gap_limit(times)
 
-    fig = make_subplots(
-        rows=3,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.06,
-        row_heights=[0.6, 0.2, 0.2],
-        specs=[[{}], [{}], [{"secondary_y": True}]],
-    )
+    level_traces: list[dict[str, Any]] = []
+    rate_traces: list[dict[str, Any]] = []
     if points:
         if bucketed:
-            fig.add_trace(_band(points, limit), row=1, col=1)
-        fig.add_trace(_level_trace(points, limit, bucketed), row=1, col=1)
+            level_traces.append(_band(points, limit))
+        level_traces.append(_level_trace(points, limit, bucketed))
         rates = rate_of_rise(times, [p.mean_mm for p in points], max_gap=limit)
         xs, ys = _broken(times, rates, limit)
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                name="rate of rise",
-                mode="lines",
-                line={"color": GREEN, "width": 1.5},
-                hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y:+.0f} mm/h<extra></extra>",
-            ),
-            row=2,
-            col=1,
+        rate_traces.append(
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": ys,
+                "name": "rate of rise",
+                "mode": "lines",
+                "line": {"color": GREEN, "width": 1.5},
+                "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>%{y:+.0f} mm/h<extra></extra>",
+            }
         )
-    else:
-        note_no_data(fig, "no readings in this range")
     fallback = next((v for v in (warning_mm, critical_mm) if v is not None), sensor_height_mm)
-    for trace in _alert_traces(alerts, points, fallback):
-        fig.add_trace(trace, row=1, col=1)
-    has_battery = _add_health(fig, readings, buckets, bucket_width, radio, limit)
+    level_traces += _alert_traces(alerts, points, fallback)
+    battery, signal = _health(readings, buckets, bucket_width, radio, limit)
 
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": title},
-        uirevision=title if uirevision is None else uirevision,
-        shapes=_threshold_shapes(warning_mm, critical_mm, outlet_invert_mm),
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        hovermode="closest",
-        margin={"t": 90},
+    # three panels on one time axis, as plotly.subplots.make_subplots(rows=3, shared_xaxes=True,
+    # vertical_spacing=0.06, row_heights=[0.6, 0.2, 0.2], the last with secondary_y) lays them out
+    x_range = [utc_text(start), utc_text(end)]
+    shared = {"type": "date", "range": x_range, "domain": [0.0, 0.94]}
+    rssi = {"title": {"text": "signal RSSI (dBm)"}}
+    layout: dict[str, Any] = {
+        "title": {"text": title},
+        "uirevision": title if uirevision is None else uirevision,
+        "shapes": _threshold_shapes(warning_mm, critical_mm, outlet_invert_mm),
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        "hovermode": "closest",
+        "margin": {"t": 90},
+        "xaxis": {"anchor": "y", "matches": "x3", "showticklabels": False, **shared},
+        "xaxis2": {"anchor": "y2", "matches": "x3", "showticklabels": False, **shared},
+        "xaxis3": {"anchor": "y3", "title": {"text": "time (UTC)"}, **shared},
+        "yaxis": {
+            "anchor": "x",
+            "domain": [0.472, 1.0],
+            "title": {"text": "water level (mm above pot floor)"},
+            "range": level_range(points, (warning_mm, critical_mm, outlet_invert_mm)),
+        },
+        "yaxis2": {
+            "anchor": "x2",
+            "domain": [0.236, 0.412],
+            "title": {"text": "rate of rise (mm/h)"},
+            "zeroline": True,
+            "zerolinecolor": GREY,
+        },
+        # without a battery series the signal takes the panel's own axis: plotly.js draws an overlay
+        # axis whose base axis has no trace across the whole figure's height
+        "yaxis3": {"anchor": "x3", "domain": [0.0, 0.176], **({"title": {"text": "battery (V)"}} if battery else rssi)},
+        "yaxis4": {"anchor": "x3", "overlaying": "y3", "side": "right", "showgrid": False, **(rssi if battery else {})},
+    }
+    if signal is not None:
+        signal["yaxis"] = "y4" if battery else "y3"
+    traces = (
+        [t | {"xaxis": "x", "yaxis": "y"} for t in level_traces]
+        + [t | {"xaxis": "x2", "yaxis": "y2"} for t in rate_traces]
+        + [t | {"xaxis": "x3"} for t in (battery, signal) if t is not None]
     )
-    fig.update_xaxes(type="date", range=[utc_text(start), utc_text(end)])
-    fig.update_xaxes(title_text="time (UTC)", row=3, col=1)
-    fig.update_yaxes(
-        title_text="water level (mm above pot floor)",
-        range=level_range(points, (warning_mm, critical_mm, outlet_invert_mm)),
-        row=1,
-        col=1,
-    )
-    fig.update_yaxes(title_text="rate of rise (mm/h)", zeroline=True, zerolinecolor=GREY, row=2, col=1)
-    if has_battery:
-        fig.update_yaxes(title_text="battery (V)", row=3, col=1, secondary_y=False)
-        fig.update_yaxes(title_text="signal RSSI (dBm)", row=3, col=1, secondary_y=True, showgrid=False)
-    else:  # the signal alone takes the panel's own axis (an overlay on an empty axis is drawn full height)
-        fig.update_yaxes(title_text="signal RSSI (dBm)", row=3, col=1, secondary_y=False)
-    return fig
+    if not points:
+        layout["annotations"] = [no_data("no readings in this range")]
+    return figure(traces, layout)
 
 
-def _add_health(
-    fig: go.Figure,
+def _health(
     readings: Sequence[Reading],
     buckets: Sequence[Bucket],
     bucket_width: timedelta | None,
     radio: Sequence[RadioSample],
     limit: timedelta,
-) -> bool:
-    """Battery (V, solid) and RSSI (dBm, dotted, right-hand axis) in the bottom panel; either may be
-    absent. Without a battery series the RSSI takes the panel's left axis: plotly.js draws an overlay
-    axis whose base axis has no trace across the whole figure's height. True when battery was drawn."""
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The bottom panel's battery (V, solid) and RSSI (dBm, dotted) traces; either may be None."""
     battery: list[tuple[datetime, float]] = [(r.time, r.battery_v) for r in readings if r.battery_v is not None]
     if bucket_width is not None:
         battery += [
             (b.start + bucket_width / 2, b.quantities["battery_v"].mean) for b in buckets if "battery_v" in b.quantities
         ]
     battery.sort()
-    if battery:
-        times = [t for t, _ in battery]
-        xs, ys = _broken(times, [v for _, v in battery], max(limit, gap_limit(times)))
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                name="battery",
-                mode=_mode(len(battery)),
-                marker={"size": 3},
-                line={"color": VERMILLION, "width": 1.5},
-                hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>battery %{y:.2f} V<extra></extra>",
-            ),
-            row=3,
-            col=1,
-            secondary_y=False,
-        )
     signal = sorted((s.time, s.rssi_dbm) for s in radio if s.rssi_dbm is not None)
-    if signal:
-        sig_times = [t for t, _ in signal]
-        xs, ys = _broken(sig_times, [v for _, v in signal], gap_limit(sig_times))
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                name="signal (RSSI)",
-                mode=_mode(len(signal)),
-                marker={"size": 3},
-                line={"color": PURPLE, "width": 1, "dash": "dot"},
-                hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>RSSI %{y:.0f} dBm<extra></extra>",
-            ),
-            row=3,
-            col=1,
-            secondary_y=bool(battery),
+    traces: list[dict[str, Any] | None] = []
+    for series, own_limit, name, line, hover in (
+        (battery, limit, "battery", {"color": VERMILLION, "width": 1.5}, "battery %{y:.2f} V"),
+        (signal, MIN_GAP, "signal (RSSI)", {"color": PURPLE, "width": 1, "dash": "dot"}, "RSSI %{y:.0f} dBm"),
+    ):
+        if not series:
+            traces.append(None)
+            continue
+        times = [t for t, _ in series]
+        xs, ys = _broken(times, [v for _, v in series], max(own_limit, gap_limit(times)))
+        traces.append(
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": ys,
+                "name": name,
+                "mode": _mode(len(series)),
+                "marker": {"size": 3},
+                "line": line,
+                "hovertemplate": f"%{{x|%Y-%m-%d %H:%M}} UTC<br>{hover}<extra></extra>",
+                "yaxis": "y3",
+            }
         )
-    return bool(battery)
+    return traces[0], traces[1]
 
 
 __all__ = [

@@ -24,7 +24,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from dashboard.figures.style import GREY, TEMPLATE, note_no_data
+from dashboard.figures.style import GREY, figure, no_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +111,10 @@ def gully_map_figure(points: Sequence[MapPoint], tiles_url: str | None = None) -
     """Gullies by state: a plain projection, or a tile map when `tiles_url` (an XYZ template) is given."""
     groups = _by_state(points)
     shown = [p for _, ps in groups for p in ps]
-    fig = go.Figure()
+    traces = []
     for rank, (state, ps) in enumerate(groups):
         style = STATE_STYLE[state]
-        common: dict[str, Any] = {
+        trace: dict[str, Any] = {
             "name": f"{style.shape} {style.label} ({len(ps)})",
             "uid": state,
             "legendrank": rank + 1,
@@ -124,59 +124,45 @@ def gully_map_figure(points: Sequence[MapPoint], tiles_url: str | None = None) -
             "hovertemplate": "%{text}<extra></extra>",
         }
         if tiles_url is None:
-            fig.add_trace(
-                go.Scatter(
-                    x=[p.longitude for p in ps],
-                    y=[p.latitude for p in ps],
-                    marker={
-                        "symbol": style.symbol,
-                        "color": style.colour,
-                        "size": style.size,
-                        "line": {"color": style.colour if style.symbol.endswith("open") else "#ffffff", "width": 1},
-                    },
-                    **common,
-                )
-            )
+            line = style.colour if style.symbol.endswith("open") else "#ffffff"
+            trace |= {
+                "type": "scatter",
+                "x": [p.longitude for p in ps],
+                "y": [p.latitude for p in ps],
+                "marker": {"symbol": style.symbol, "color": style.colour, "size": style.size,
+                           "line": {"color": line, "width": 1}},
+            }  # fmt: skip
         else:
-            fig.add_trace(
-                go.Scattermap(
-                    lon=[p.longitude for p in ps],
-                    lat=[p.latitude for p in ps],
-                    marker={"color": style.colour, "size": style.size},
-                    **common,
-                )
-            )
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": "Gullies by state"},
-        uirevision="gully-map",
-        legend={"title": {"text": "state"}, "itemclick": "toggle"},
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-    )
-    if not shown:
-        note_no_data(fig, "no gullies with a location to show")
+            trace |= {
+                "type": "scattermap",
+                "lon": [p.longitude for p in ps],
+                "lat": [p.latitude for p in ps],
+                "marker": {"color": style.colour, "size": style.size},
+            }
+        traces.append(trace)
+    layout: dict[str, Any] = {
+        "title": {"text": "Gullies by state"},
+        "uirevision": "gully-map",
+        "legend": {"title": {"text": "state"}, "itemclick": "toggle"},
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+    }
     if tiles_url is None:
         mean_lat = sum(p.latitude for p in shown) / len(shown) if shown else 0.0
-        fig.update_xaxes(title_text="longitude (°)", showgrid=False, zeroline=False, linecolor=GREY)
-        fig.update_yaxes(
-            title_text="latitude (°)",
-            showgrid=False,
-            zeroline=False,
-            linecolor=GREY,
-            scaleanchor="x",
-            scaleratio=1 / math.cos(math.radians(mean_lat)),
-        )
+        axis = {"showgrid": False, "zeroline": False, "linecolor": GREY}
+        layout["xaxis"] = {"title": {"text": "longitude (°)"}, **axis}
+        layout["yaxis"] = {"title": {"text": "latitude (°)"}, **axis,
+                           "scaleanchor": "x", "scaleratio": 1 / math.cos(math.radians(mean_lat))}  # fmt: skip
     else:
         lats = [p.latitude for p in shown] or [0.0]
         lons = [p.longitude for p in shown] or [0.0]
-        fig.update_layout(
-            map={
-                "style": tile_style(tiles_url),
-                "center": {"lat": (min(lats) + max(lats)) / 2, "lon": (min(lons) + max(lons)) / 2},
-                "zoom": _zoom(shown),
-            }
-        )
-    return fig
+        layout["map"] = {
+            "style": tile_style(tiles_url),
+            "center": {"lat": (min(lats) + max(lats)) / 2, "lon": (min(lons) + max(lons)) / 2},
+            "zoom": _zoom(shown),
+        }
+    if not shown:
+        layout["annotations"] = [no_data("no gullies with a location to show")]
+    return figure(traces, layout)
 
 
 __all__ = ["STATES", "STATE_STYLE", "MapPoint", "StateStyle", "gully_map_figure", "tile_style"]

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse
 
 from dashboard.figures.heatmap import ActivityCell, activity_heatmaps
+from dashboard.figures.style import figure_json
 from dashboard.pages.web import PageContext, PageError, for_roles, render
 from store import care_views
 
@@ -56,7 +57,7 @@ def flat(
         "care_flat.html",
         care_group=care_group,
         devices=devices,
-        heatmaps=[(room, fig.to_json()) for room, fig in figures],
+        heatmaps=[(room, figure_json(fig)) for room, fig in figures],
         timeline=timeline,
         start=start,
         end=end,

@@ -28,6 +28,7 @@ from dashboard.figures.level import (
     points_from_readings,
     threshold_mm,
 )
+from dashboard.figures.style import figure_json
 from dashboard.gully_state import flood_levels
 from dashboard.pages.web import PageContext, PageError, for_roles, render
 from store import alert_views, device_views, gully_series, radio, reading_series
@@ -147,7 +148,7 @@ def gully(
         spec=spec,
         start=start,
         end=end,
-        figure_json=figure.to_json(),
+        figure_json=figure_json(figure),
         points=points,
         latest=points[-1] if points else None,
         battery=battery,

@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from dashboard.figures.acks import ack_time_figure
+from dashboard.figures.style import figure_json
 from dashboard.pages.web import Page, PageContext, fragment, render
 from store import ack_times, alert_views, device_views
 from store.alert_views import ShownAlert
@@ -84,7 +85,7 @@ def _panel(page: PageContext, now: datetime) -> dict[str, Any]:
         stats = ack_times.ack_stats(page.conn, since, categories=categories, target_s=TARGET_S, include_simulated=True)
         simulated = stats.count > 0
     figure = ack_time_figure(list(stats.waits_s), target_s=TARGET_S, target_pct=TARGET_PCT)
-    return {"stats": stats, "categories": categories, "figure_json": figure.to_json(), "days": PANEL_DAYS,
+    return {"stats": stats, "categories": categories, "figure_json": figure_json(figure), "days": PANEL_DAYS,
             "simulated": simulated}  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse
 
 from dashboard.api.rules import rules_in_force
 from dashboard.figures.map import STATE_STYLE, MapPoint, gully_map_figure
+from dashboard.figures.style import figure_json
 from dashboard.gully_state import GullyState, classify, flood_levels, sort_key
 from dashboard.pages.web import PageContext, for_roles, fragment, render
 from dashboard.state import app_state
@@ -39,6 +40,10 @@ class Row:
     status: GullyStatus
     state: GullyState
     url: str
+
+    @property
+    def low_battery(self) -> bool:
+        return any(a.category == "battery_low" for a in self.status.open_alerts)
 
 
 def _rows(page: PageContext, now: datetime) -> list[Row]:
@@ -81,7 +86,7 @@ def _values(page: PageContext) -> dict[str, Any]:
         "rows": rows,
         "counts": [(state, style, counts.get(state, 0)) for state, style in STATE_STYLE.items()],
         "alerts": _top_alerts(page),
-        "map_json": figure.to_json(),
+        "map_json": figure_json(figure),
         "unmapped": len(rows) - len(points),
         "style": STATE_STYLE,
         "now": now,
