@@ -27,6 +27,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from alerts.engine import Engine
 from alerts.rules import RuleSet
 from store.feed import Waker
+from store.runtime import quiet_gc
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class AlertWorker:
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set."""
+        quiet_gc()
         engine = self._engine()
         scheduler = BackgroundScheduler(timezone=UTC)
         ticker = _Ticker(self.database_url, self._engine())

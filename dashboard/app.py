@@ -8,7 +8,6 @@ must fail closed, not serve care data to everyone.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from dashboard.passwords import Passwords
 from dashboard.state import AppState
 from store import access
 from store.pool import open_pool
+from store.runtime import quiet_gc
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,6 @@ def _open(state: AppState) -> None:
     state.pool_ = pool
 
 
-def _freeze_startup_heap() -> None:
-    """Put everything alive once the app has started (its routes, pydantic's and plotly's many
-    validator objects, the imported modules) beyond the garbage collector's full collections, which
-    otherwise walk it all every few page loads: a 1,000-gully overview leaves enough short-lived
-    objects to trigger one, and each cost 70 ms there (p95 of 180 ms against a median of 80; see
-    benchmarks/dashboard.py). Done once per process (tests start many apps in one)."""
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
-
-
 def _close(state: AppState) -> None:
     pool, state.pool_ = state.pool_, None
     if pool is not None:
@@ -80,7 +70,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_open, state)
-        _freeze_startup_heap()
+        quiet_gc()  # store/runtime.py: a full collection every few overview loads cost 70 ms each
         log.info("api_started", extra={"pool_size": settings.pool_size})
         try:
             yield

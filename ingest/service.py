@@ -60,6 +60,7 @@ from ingest.inbox import BACKFILL, Inbox
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Limits
 from ingest.worker import SIZE_PREFIX, Summary, topic_device
+from store.runtime import quiet_gc
 
 log = logging.getLogger(__name__)
 
@@ -712,6 +713,7 @@ class Ingester:
     def run(self, stop: threading.Event | None = None, on_ready: Callable[[], None] | None = None) -> Totals:
         """Connect, subscribe and ingest until `stop` is set; then write what is queued and return."""
         self._external_stop = stop
+        quiet_gc()
         try:
             self._start_workers()
             if self._stopping():

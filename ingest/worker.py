@@ -26,7 +26,6 @@ What a batch may do, and why:
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -41,6 +40,7 @@ import psycopg
 
 from ingest.pipeline import Limits, Processor, Skipped
 from store.records import DeadLetter, UplinkRecord, WriteResult
+from store.runtime import quiet_gc
 from store.writer import IngestWriter, Outage, device_models, is_outage, newest_tts
 
 log = logging.getLogger(__name__)
@@ -326,9 +326,7 @@ def initialize(
         log.exception("ingest_worker_cannot_start")
         raise
     _writer = writer
-    # Everything alive now (modules, codecs, the connection) lives as long as the process: keep it out
-    # of the collector's way, so the collections that a batch's garbage triggers stay small.
-    gc.freeze()
+    quiet_gc()  # everything alive now lives as long as the process: keep the collector off it
 
 
 def probe() -> tuple[int, datetime | None]:

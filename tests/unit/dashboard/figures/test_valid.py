@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import plotly.graph_objects as go
 import pytest
@@ -57,7 +58,7 @@ ALERTS = [
     AlertMarker(at(90), "blockage", "warning", "not draining"),
     AlertMarker(at(120), "sensor_fault", "odd", "no echo"),
 ]
-LEVEL = {"start": T0, "end": at(24 * 60 * 7), "sensor_height_mm": 1200.0, "outlet_invert_mm": 400.0,
+LEVEL: dict[str, Any] = {"start": T0, "end": at(24 * 60 * 7), "sensor_height_mm": 1200.0, "outlet_invert_mm": 400.0,
          "warning_mm": 800.0, "critical_mm": 1040.0}  # fmt: skip
 STATES = ("flooding", "warning", "rising", "blockage", "sensor_fault", "offline", "silting", "normal")
 POINTS = [MapPoint(f"g{i}", f"Gully <{i}>", 52.6 + i / 1000, 1.29 + i / 1000, s, s, f"/gullies/g{i}")
