@@ -191,6 +191,9 @@ def _time(message: Message) -> datetime:
 
 #: How many upcoming due times the engine tells the ingest process with each answer.
 KNOWN = 64
+#: The ingest process reads the engine's answers at least every this many messages, and whenever one
+#: of the two rules might act on what it knows.
+POLL_EVERY = 64
 
 
 def _pipelined(
@@ -328,10 +331,12 @@ def _ingest_child(
                 waiting.append(_time(pending[0]))
                 pending.clear()
 
-            for message in messages:
+            for n, message in enumerate(messages):
                 at = _time(message)
-                while back.poll():
-                    answer()
+                due_now = known[0] < at if known else not complete
+                if n % POLL_EVERY == 0 or due_now or (waiting and at > min(waiting) + span):
+                    while back.poll():  # the answers already here (reading them at every message costs 3 %)
+                        answer()
                 if pending and (len(pending) >= batch or at - _time(pending[0]) >= span / PIPELINE):
                     flush()
                 while waiting and at > min(waiting) + span:  # rule two: let the engine catch up

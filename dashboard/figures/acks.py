@@ -81,7 +81,7 @@ def ack_time_figure(waits_s: Sequence[float], target_s: float = 60, target_pct: 
             "line": {"color": GREY, "width": 1.5, "dash": "dot"},
             "label": {
                 "text": f"{target_pct:g} % standard",
-                "textposition": "end",
+                "textposition": "start",  # at the left: the target time's label is at the top right
                 "yanchor": "top",
                 "font": {"color": GREY},
             },
@@ -93,6 +93,7 @@ def ack_time_figure(waits_s: Sequence[float], target_s: float = 60, target_pct: 
         "uirevision": "ack-time",
         "shapes": shapes,
         "showlegend": False,
+        "margin": {"t": 110},
         "xaxis": xaxis,
         "yaxis": {"title": {"text": "alerts acknowledged (%)"}, "range": [0, 102]},
     }
@@ -119,13 +120,15 @@ def ack_time_figure(waits_s: Sequence[float], target_s: float = 60, target_pct: 
                 f"{pct_text(pct)} within {target_s:g} s ({within} of {n}): "
                 f"{'meets' if met else 'below'} the {target_pct:g} % target<br>longest wait {_duration(waits[-1])}"
             ),
+            # above the plot, under the title: inside it the text would cover the curve somewhere
             "xref": "paper",
             "yref": "paper",
-            "x": 1,
-            "y": 0.05,
-            "xanchor": "right",
+            "x": 0,
+            "y": 1.02,
+            "xanchor": "left",
+            "yanchor": "bottom",
             "showarrow": False,
-            "align": "right",
+            "align": "left",
             "font": {"size": 14, "color": GREEN if met else DARK_RED},
             "bgcolor": "#ffffff",
         }

@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from dashboard.auth import authenticate, client_ip
 from dashboard.errors import ApiError
+from dashboard.figures.acks import pct_text
 from dashboard.pages import formats
 from dashboard.state import app_state
 from dashboard.tokens import SESSION_COOKIE
@@ -37,6 +38,7 @@ TEMPLATES.env.filters.update(
     iso=formats.iso,
     number=formats.number,
     trend=formats.trend,
+    pct=pct_text,
 )
 
 #: The pages each role's navigation offers (and may open), in order.
