@@ -99,7 +99,7 @@ def replay(
     every pass, devices read every pass), several times slower; a test holds the two to the same
     alerts. `parallel` (not with `as_live`): ingest runs in a second process, ahead of the engine by
     no more than the clock allows (see `_pipelined`)."""
-    quiet_gc()  # the engine's states are a large live heap: with the default thresholds 18 % of the time
+    quiet_gc()  # the engine's states are a large live heap: a fifth of its CPU went to the collector
     if parallel and not as_live:
         return _pipelined(conn, messages, rules, batch=batch, tick=tick, progress=progress)
     started = time.perf_counter()

@@ -7,10 +7,10 @@ cycles, which these processes rarely make. Its default thresholds (700, 10, 10) 
 in a process that holds a large live heap (the engine's rule states, a thousand devices' baselines,
 plotly's validators) and makes lots of short-lived objects, a collection runs every few hundred
 allocations and a full one, walking the whole heap, every few batches. Measured on a 1,000-gully x
-2-day capture through `lorawatch score`: the engine's process spent 16 s of 87 in 7,934 collections
-(59 full ones of 135 ms each); with THRESHOLDS and the start-up heap frozen, 0.1 s, wall 51 s, the
-same alerts. On the dashboard a full collection every few overview loads cost 70 ms each, and set the
-p95 at twice the median (benchmarks/dashboard.py).
+2-day capture through `lorawatch score`: the engine's process spent 7.5 s, about a fifth of its CPU,
+in 7,750 collections; with THRESHOLDS and the start-up heap frozen, 0.1 s, and the same alerts. On
+the dashboard a full collection every few overview loads cost 70 ms each, and set the p95 at twice
+the median (benchmarks/dashboard.py).
 """
 
 from __future__ import annotations
