@@ -11,6 +11,8 @@ Both run under the request's role: a device the role cannot see has no readings 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,10 +43,14 @@ def _stats(column: str) -> sql.Composable:
     return sql.SQL("min({v})::float8, max({v})::float8, avg({v})::float8, count({v})").format(v=value)
 
 
-_BUCKETS = sql.SQL("""
+@functools.cache
+def _buckets_query(columns: tuple[str, ...]) -> sql.Composed:
+    """Only the columns asked for are aggregated: a gully chart's two over a year of 15-minute readings
+    (35,000 rows) is one index range scan, well inside the one-year chart's 150 ms."""
+    return sql.SQL("""
 SELECT time_bucket(%(width)s::interval, time) AS bucket, count(*) AS readings, {stats}
 FROM readings WHERE device_ref = %(ref)s AND time >= %(start)s AND time < %(end)s
-GROUP BY bucket ORDER BY bucket""").format(stats=sql.SQL(", ").join(_stats(c) for c in READING_COLUMNS))
+GROUP BY bucket ORDER BY bucket""").format(stats=sql.SQL(", ").join(_stats(c) for c in columns))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +83,27 @@ def raw(
         return cur.execute(_RAW, {"ref": ref, "start": start, "end": end, "limit": limit}).fetchall()
 
 
-def buckets(conn: psycopg.Connection, ref: int, width: timedelta, start: datetime, end: datetime) -> list[Bucket]:
-    """Per-bucket statistics of the readings in [start, end), buckets aligned as `floor(t, width)`;
-    buckets without readings are left out."""
-    rows = conn.execute(_BUCKETS, {"width": width, "ref": ref, "start": start, "end": end}).fetchall()
-    return [_bucket(row) for row in rows]
+def buckets(
+    conn: psycopg.Connection,
+    ref: int,
+    width: timedelta,
+    start: datetime,
+    end: datetime,
+    columns: Sequence[str] = READING_COLUMNS,
+) -> list[Bucket]:
+    """Per-bucket statistics of `columns` (default: every quantity) over the readings in [start, end),
+    buckets aligned as `floor(t, width)`; buckets without readings are left out."""
+    unknown = set(columns) - set(READING_COLUMNS)
+    if unknown:
+        raise ValueError(f"not reading columns: {', '.join(sorted(unknown))}")
+    query = _buckets_query(tuple(columns))
+    rows = conn.execute(query, {"width": width, "ref": ref, "start": start, "end": end}).fetchall()
+    return [_bucket(row, columns) for row in rows]
 
 
-def _bucket(row: tuple[Any, ...]) -> Bucket:
+def _bucket(row: tuple[Any, ...], columns: Sequence[str]) -> Bucket:
     quantities: dict[str, Stats] = {}
-    for i, column in enumerate(READING_COLUMNS):
+    for i, column in enumerate(columns):
         low, high, mean, count = row[2 + 4 * i : 6 + 4 * i]
         if count:
             quantities[column] = Stats(low, high, mean, count)
