@@ -409,12 +409,11 @@ def gully_level_figure(
         "yaxis3": {"anchor": "x3", "domain": [0.0, 0.176], **({"title": {"text": "battery (V)"}} if battery else rssi)},
         "yaxis4": {"anchor": "x3", "overlaying": "y3", "side": "right", "showgrid": False, **(rssi if battery else {})},
     }
-    if signal is not None:
-        signal["yaxis"] = "y4" if battery else "y3"
+    health = [(battery, "y3"), (signal, "y4" if battery else "y3")]
     traces = (
         [t | {"xaxis": "x", "yaxis": "y"} for t in level_traces]
         + [t | {"xaxis": "x2", "yaxis": "y2"} for t in rate_traces]
-        + [t | {"xaxis": "x3"} for t in (battery, signal) if t is not None]
+        + [t | {"xaxis": "x3", "yaxis": axis} for t, axis in health if t is not None]
     )
     if not points:
         layout["annotations"] = [no_data("no readings in this range")]
@@ -456,7 +455,6 @@ def _health(
                 "marker": {"size": 3},
                 "line": line,
                 "hovertemplate": f"%{{x|%Y-%m-%d %H:%M}} UTC<br>{hover}<extra></extra>",
-                "yaxis": "y3",
             }
         )
     return traces[0], traces[1]

@@ -11,7 +11,7 @@ go to the browser as naive UTC text, and the axes say "UTC".
 Figures are built as plain dicts and wrapped by `figure` without plotly's property validation, which
 costs more than everything else on a page: 30 ms of the overview's 1,000-gully map, against 2 ms for
 the same figure unvalidated. The unit tests validate every figure instead
-(tests/unit/dashboard/figures/conftest.py), so a misspelt property still fails, in CI not per request.
+(tests/unit/dashboard/figures/test_valid.py), so a misspelt property still fails, in CI not per request.
 """
 
 from __future__ import annotations

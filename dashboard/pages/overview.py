@@ -114,7 +114,6 @@ def _values(page: PageContext) -> dict[str, Any]:
         "alerts": _top_alerts(page),
         "map_json": figure_json(figure),
         "unmapped": len(rows) - len(points),
-        "style": STATE_STYLE,
         "now": now,
     }
 

@@ -95,9 +95,11 @@ def test_figure_is_what_validation_would_make_of_it(name: str) -> None:
     for trace in fast["data"]:
         trace.pop("uid", None)  # to_json leaves them out
     assert fast == shipped
-    assert "</" not in figure_json(
-        gully_map_figure([MapPoint("g</script>", "</script>", 52.0, 1.0, "normal", "x", "/")])
-    )
+
+
+def test_figure_json_is_safe_inside_a_script_element() -> None:
+    hostile = MapPoint("g</script>", "</script>", 52.0, 1.0, "normal", "x", "/")
+    assert "</" not in figure_json(gully_map_figure([hostile]))
 
 
 def test_an_invalid_property_would_be_caught() -> None:
