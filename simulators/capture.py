@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
+
 from simulators.timefmt import parse_ns, tts_time
 
 
@@ -45,7 +47,7 @@ class Message:
     @classmethod
     def from_line(cls, text: str) -> Message:
         try:
-            line = json.loads(text)
+            line = orjson.loads(text)  # a third of json's time: score reads every line of a month's capture
             payload: str | bytes = (
                 line["payload"] if "payload" in line else base64.b64decode(line["payload_base64"], validate=True)
             )

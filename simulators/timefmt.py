@@ -74,9 +74,25 @@ def chirpstack_time(ns: int) -> str:
     return format_ns(ns, "+00:00")
 
 
+#: TTS's form of it (UTC, `Z`), which `parse_ns` reads without building a datetime.
+_TTS_RE = re.compile(r"(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)(?:\.(\d{1,9}))?Z", re.ASCII)
+
+
+@lru_cache(maxsize=64)
+def _day_start(date: str) -> int:
+    """Seconds since the epoch at the start of the day `YYYY-MM-DD` (ValueError if there is none)."""
+    return (datetime.fromisoformat(date + "T00:00:00+00:00") - _EPOCH) // timedelta(seconds=1)
+
+
 def parse_ns(text: str) -> int:
     """Integer nanoseconds from an RFC 3339 timestamp with up to 9 fraction digits (exact, unlike
-    `datetime.fromisoformat`, which truncates to microseconds)."""
+    `datetime.fromisoformat`, which truncates to microseconds). TTS's form is read by arithmetic on a
+    cached day, in half the time: a capture's every line has one."""
+    tts = _TTS_RE.fullmatch(text)
+    if tts is not None:
+        date, hour, minute, second, frac = tts.groups()
+        seconds = _day_start(date) + int(hour) * 3600 + int(minute) * 60 + int(second)
+        return seconds * NS + (int(frac.ljust(9, "0")) if frac else 0)
     match = RFC3339_RE.match(text)
     if match is None:
         msg = f"not an RFC 3339 timestamp: {text!r}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from simulators import capture, ids, replay, timefmt
 from simulators.timefmt import NS
@@ -25,6 +27,23 @@ def test_fractions_are_trimmed_to_0_3_6_or_9_digits(frac, tts, chirpstack):
     assert timefmt.tts_time(BASE + frac) == tts
     assert timefmt.chirpstack_time(BASE + frac) == chirpstack
     assert timefmt.parse_ns(tts) == timefmt.parse_ns(chirpstack) == BASE + frac
+
+
+@given(st.integers(min_value=-(10**9) * NS, max_value=(10**10) * NS))
+def test_tts_times_parse_by_arithmetic_as_by_datetime(ns):
+    """parse_ns reads TTS's `Z` form without a datetime; it agrees with the general path (the same
+    instant written with `+00:00`) over four centuries, leap days included."""
+    assert timefmt.parse_ns(timefmt.tts_time(ns)) == timefmt.parse_ns(timefmt.chirpstack_time(ns)) == ns
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2025-02-29T00:00:00Z", "2025-11-03T24:00:00Z", "2025-11-03T07:60:00Z", "2025-11-03T07:42:60Z",
+     "2025-11-03T07:42:18.Z", "2025-11-03T07:42:18.7022668031Z", "2025-11-03 07:42:18Z", "2025-11-03T07:42:18"],
+)  # fmt: skip
+def test_impossible_tts_times_are_refused(text):
+    with pytest.raises(ValueError):  # the general path says what is wrong
+        timefmt.parse_ns(text)
 
 
 def test_shift_keeps_the_digits_and_the_suffix():
