@@ -153,20 +153,14 @@ class Engine:
                 return 0
             readings = feed.readings(changes)
             events = feed.events(changes)
-            seen: dict[int, Seen] = {}
-            for change in changes:
-                for (ref, time), via in zip(change.seen, change.seen_gateways, strict=True):
-                    old = seen.get(ref)  # the writer lists each change's gateways sorted, once each
-                    seen[ref] = Seen(time, via) if old is None else Seen(
-                        max(time, old.at), tuple(sorted({*via, *old.gateways}))
-                    )  # fmt: skip
             work: dict[int, list[tuple[datetime, int, Observation]]] = defaultdict(list)
             for r in readings:
                 work[r.device_ref].append((r.time, READINGS, r))
             for e in events:
                 work[e.device_ref].append((e.time, EVENTS, e))  # an alarm before a reading of the same instant
-            for ref, item in seen.items():
-                work[ref].append((item.at, SIGHTINGS, item))
+            for change in changes:  # each device's newest uplink through each set of gateways
+                for (ref, time), via in zip(change.seen, change.seen_gateways, strict=True):
+                    work[ref].append((time, SIGHTINGS, Seen(time, via)))
             simulated: dict[int, list[tuple[datetime, int, Observation]]] = defaultdict(list)
             for r in feed.simulated_readings(changes):
                 simulated[r.device_ref].append((r.time, READINGS, r))
@@ -1103,7 +1097,7 @@ def _device_ref(subject: str) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """A device's newest uplink in a batch, and the gateways that carried its uplinks."""
+    """A device's newest uplink in a batch through one set of gateways (the change feed's sighting)."""
 
     at: datetime
     gateways: tuple[str, ...] = ()

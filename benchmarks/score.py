@@ -89,7 +89,9 @@ def ingest_rate(root: Path, messages: list[tuple[str, bytes]], label: str, devic
 
 
 def score_rate(root: Path, path: Path, devices: Path) -> tuple[float, int, int]:
-    """The whole capture through `lorawatch score`'s replay; (msg/s, messages, alerts)."""
+    """The whole capture through `lorawatch score`'s replay; (msg/s, messages, alerts). A batch that
+    straddled a clock pass (the replay's batch span was longer than a rule allows) fails the run: the
+    rate would be that of a wrong replay."""
     pg = Postgres(root / "pg-score", durable=False).start()
     try:
         migrate.migrate(pg.url)
@@ -99,6 +101,8 @@ def score_rate(root: Path, path: Path, devices: Path) -> tuple[float, int, int]:
             started = time.perf_counter()
             run = replay(conn, capture.read(path), load_rules(DEFAULT_RULES_FILE))
             seconds = time.perf_counter() - started
+        if run.straddled:
+            raise SystemExit(f"{run.straddled} batches straddled a clock pass: the replay's span is wrong")
         return run.messages / seconds, run.messages, len(run.alerts)
     finally:
         pg.destroy()

@@ -26,35 +26,57 @@ from multiprocessing.connection import Connection
 import psycopg
 
 from alerts.engine import Engine
-from alerts.rules import RuleSet
+from alerts.rules import DeviceLike, OfflineRule, RuleSet
 from alerts.states import DatabaseStates, MemoryStates
 from ingest.pipeline import Limits, Processor, Skipped
 from simulators.capture import Message
 from store import alerts as db
+from store import queries
 from store.records import Alert, DeadLetter, UplinkRecord, WriteResult
 from store.runtime import quiet_gc
 from store.writer import IngestWriter, device_models
 
 #: Messages per batch (one writer transaction, then one engine pass).
 BATCH = 2000
-#: The longest data time one batch may span, whatever the rules.
+#: The longest data time one batch may span, whatever the rules. A pass orders its observations by data
+#: time, and a live pass holds seconds of traffic: the longer a batch, the more of what arrived late
+#: (a fall re-sent with the device's earlier timestamp) it reorders ahead of what came first. Doubling
+#: this made no replay faster (a pass's cost is per reading) and moved a fall's opening time.
 MAX_SPAN = timedelta(minutes=15)
 MIN_SPAN = timedelta(minutes=1)
 #: In two processes, batches span a fraction of the horizon, so ingest can run that many batches ahead.
 PIPELINE = 4
 
 
-def horizon(rules: RuleSet) -> timedelta:
-    """The shortest data time after an observation in which any rule could come due on the clock
-    (a `for`, a silence, a welfare window), within [MIN_SPAN, MAX_SPAN]: a batch no longer than this
-    cannot hold a reading after a moment the clock should have judged."""
+def horizon(rules: RuleSet, devices: Iterable[DeviceLike]) -> timedelta:
+    """The shortest data time after an observation in which any rule could come due on the clock (a
+    `for`, a `keep_firing_for`, a device's silence, a welfare window), within [MIN_SPAN, MAX_SPAN]: a
+    batch no longer than this cannot hold a reading after a moment the clock should have judged.
+
+    Over the rules as each registered device has them (its overrides applied; a rule that judges no
+    device does not count), and an offline rule's span is each device's own silence (its missed
+    intervals and grace, from its own interval where the registry gives one): a device that reports
+    every 3 minutes can go silent within 15, and an override can shorten any rule."""
     spans = [MAX_SPAN]
-    for rule in rules.rules:
-        for name in ("for_", "keep_firing_for", "window", "min_for", "expected_interval"):
-            value = getattr(rule, name, None)
-            if isinstance(value, timedelta) and value > timedelta(0):
-                spans.append(value)
+    for device in devices:
+        for rule in rules.rules_for(device):
+            if isinstance(rule, OfflineRule):
+                spans.append(rule.silent_after(device.attributes))
+                continue
+            for name in ("for_", "keep_firing_for", "window", "min_for"):
+                value = getattr(rule, name, None)
+                if isinstance(value, timedelta) and value > timedelta(0):
+                    spans.append(value)
     return max(MIN_SPAN, min(spans))
+
+
+def _span(conn: psycopg.Connection, rules: RuleSet, tick: timedelta | None) -> timedelta:
+    """The batch span: `tick` if given, else the `horizon` of the registry on `conn` (its transaction
+    committed: the engine's passes are transactions of their own)."""
+    if tick is not None:
+        return tick
+    with conn.transaction():
+        return horizon(rules, queries.devices(conn))
 
 
 @dataclass
@@ -129,7 +151,7 @@ def replay(
             progress(len(pending))
         pending.clear()
 
-    span = horizon(rules) if tick is None else tick
+    span = _span(conn, rules, tick)
     batch_start: datetime | None = None
     due = engine.next_due(conn)
     for message in messages:
@@ -209,7 +231,7 @@ def _pipelined(
     clock = ReplayClock()
     states = MemoryStates()
     engine = Engine(rules, clock, notify=False, states=states, fixed_registry=True)
-    span = horizon(rules) if tick is None else tick
+    span = _span(conn, rules, tick)
     dues = engine.upcoming(conn, KNOWN)
     due = dues[0] if dues else None
     context = multiprocessing.get_context("fork")  # the child takes the message iterator as it is

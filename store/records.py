@@ -282,7 +282,8 @@ class Change:
 
     `reading_keys` and `event_keys` are exactly the rows this batch inserted (device_ref, time), so a
     consumer that reads them never misses a late reading and never sees one twice; `seen` is each
-    device's newest fresh uplink in the batch (alive, whether or not it carried a reading)."""
+    device's newest fresh uplink in the batch (alive, whether or not it carried a reading) through each
+    set of gateways that carried it (one entry for most devices; by device, then time)."""
 
     id: int
     committed_at: datetime
@@ -294,7 +295,7 @@ class Change:
     seen: list[tuple[int, datetime]]
     #: uplink keys of the batch's simulated uplinks (their readings/events: simulated_readings/_events)
     simulated_uplinks: list[str] = field(default_factory=list)
-    #: for each `seen` entry, the gateways that carried the device's uplinks in the batch
+    #: for each `seen` entry, its set of gateways (the entry's time is the newest uplink through it)
     seen_gateways: list[tuple[str, ...]] = field(default_factory=list)
 
 

@@ -378,15 +378,16 @@ class IngestWriter:
         self._dead_letters([*whole, *result.value_rejects])
         cur = self.conn.cursor()
         if fresh:
-            seen: dict[int, datetime] = {}
-            via: dict[int, set[str]] = {}
+            # Each device's newest uplink through each set of gateways (one entry for most devices):
+            # a gateway's last carriage of a device is never dated by another gateway's later uplink.
+            seen: dict[tuple[int, str], datetime] = {}
             for r in fresh:
                 ref = refs.get((r.device.application_id, r.device.device_id))
                 if ref is not None:
-                    if ref not in seen or r.device.time > seen[ref]:
-                        seen[ref] = r.device.time
-                    if r.gateways:
-                        via.setdefault(ref, set()).update(g.gateway_id for g in r.gateways)
+                    key = (ref, ",".join(sorted({g.gateway_id for g in r.gateways})))
+                    if key not in seen or r.device.time > seen[key]:
+                        seen[key] = r.device.time
+            sightings = sorted(seen.items(), key=lambda item: (item[0][0], item[1]))
             # %b: the arrays go in binary, which is several times cheaper to build than their text form.
             row = cur.execute(
                 _CHANGE,
@@ -394,9 +395,9 @@ class IngestWriter:
                     result.stored,
                     result.readings,
                     result.events,
-                    list(seen),
-                    list(seen.values()),
-                    [",".join(sorted(via.get(ref, ()))) for ref in seen],
+                    [ref for (ref, _), _ in sightings],
+                    [time for _, time in sightings],
+                    [gateways for (_, gateways), _ in sightings],
                     result.simulated_keys,
                     CHANNEL,
                 ),

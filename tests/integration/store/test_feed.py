@@ -39,6 +39,23 @@ def test_a_change_holds_exactly_what_its_batch_inserted(db_url: str) -> None:
         assert changes[1].seen == [(ref, T0 + timedelta(hours=1))]
 
 
+def test_a_device_heard_through_different_gateways_has_a_sighting_per_gateway_set(db_url: str) -> None:
+    """The offline rule learns which gateways carry a device, and when each last did: a batch that holds
+    an uplink through gw-1 and a later one through gw-2 must not date gw-1's by gw-2's."""
+    with psycopg.connect(db_url) as conn:
+        batch = [record("gully-1", 1, gateway="gw-1"), record("gully-1", 2, gateway="gw-1"),
+                 record("gully-1", 3, gateway="gw-2"), record("gully-2", 1, gateway=None)]  # fmt: skip
+        IngestWriter(conn).write(batch)
+        (change,) = ChangeFeed(conn, "test").read(0)
+        refs = dict(conn.execute("SELECT device_id, id FROM devices").fetchall())
+        one, two = refs["gully-1"], refs["gully-2"]
+        assert list(zip(change.seen, change.seen_gateways, strict=True)) == sorted([
+            ((one, T0 + timedelta(minutes=30)), ("gw-1",)),  # its newest uplink through gw-1
+            ((one, T0 + timedelta(minutes=45)), ("gw-2",)),
+            ((two, T0 + timedelta(minutes=15)), ()),  # heard, through no gateway the LNS named
+        ])  # fmt: skip
+
+
 def test_late_reading_is_in_the_feed(db_url: str) -> None:
     """A reading older than everything already stored (backfill) still reaches the consumer."""
     with psycopg.connect(db_url) as conn:
