@@ -1,7 +1,8 @@
 """Scoring throughput: `lorawatch score` on a 1,000-gully x 30-day capture, against `lorawatch ingest`'s
 own rate measured in the same run.
 
-    python -m benchmarks.score [--gullies 1000] [--days 30] [--ingest-messages 30000] [--cache DIR]
+    python -m benchmarks.score [--gullies 1000] [--days 30] [--ingest-messages 30000] [--ingest-runs 2]
+                               [--cache DIR]
 
 The capture is `lorawatch simulate gully-mixed` (storms, blockages, silt, faults, outages, silences),
 written once to `--cache` (default `.bench-cache/`, about 7.5 GB for the full size) and reused. Two
@@ -10,10 +11,10 @@ measurements:
 - ingest (the baseline): the capture's own first `--ingest-messages` uplinks, preloaded into a private
   Mosquitto and consumed by the real Ingester into a durable TimescaleDB with the capture's registry
   (benchmarks.ingest's `lorawatch` measurement: decode, batch, COPY, acks after commit), in uplinks per
-  second, before and after the score run (the machine's speed drifts). The same traffic on both sides,
-  so the ratio is what scoring adds to ingesting it. For comparison with older figures the run also
-  measures benchmarks.ingest's synthetic stream (smaller messages, one gateway each: about 25 % faster
-  to ingest), and prints the ratio to it;
+  second, `--ingest-runs` times before the score run and as many after (the machine's speed drifts),
+  averaged. The same traffic on both sides, so the ratio is what scoring adds to ingesting it. For
+  comparison with older figures the run also measures benchmarks.ingest's synthetic stream (smaller
+  messages, one gateway each: about 25 % faster to ingest), and prints the ratio to it;
 - score: the whole capture through `lorawatch score`'s replay (the same decoding, writer, change feed
   and alert engine with the shipped rules, clock passes where states are due) into its throw-away
   cluster, in uplinks per second of wall time, capture reading included.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--ingest-messages", type=int, default=30_000, help="uplinks for the ingest baseline")
+    parser.add_argument("--ingest-runs", type=int, default=2, help="ingest runs before the score run, and after")
     parser.add_argument("--cache", type=Path, default=Path(".bench-cache"), help="where the capture is kept")
     args = parser.parse_args(argv)
     path, devices = ensure_capture(args.cache, args.gullies, args.days, args.seed)
@@ -121,13 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     root.chmod(0o711)
     try:
         own, synthetic = capture_uplinks(path, args.ingest_messages), stream(args.ingest_messages)
-        before = ingest_rate(root, own, "this capture's uplinks", devices), ingest_rate(root, synthetic, "synthetic")
+
+        def baselines() -> tuple[list[float], list[float]]:
+            """`--ingest-runs` of each: a run of 30,000 lasts seconds, and one alone moves by a fifth."""
+            mine = [ingest_rate(root, own, "this capture's uplinks", devices) for _ in range(args.ingest_runs)]
+            return mine, [ingest_rate(root, synthetic, "synthetic") for _ in range(args.ingest_runs)]
+
+        before = baselines()
         rate, messages, alerts = score_rate(root, path, devices)
         print(f"score : {messages} messages, {rate:.0f} msg/s, {alerts} alerts", flush=True)
-        after = ingest_rate(root, own, "this capture's uplinks", devices), ingest_rate(root, synthetic, "synthetic")
-        ingest, ingest_synthetic = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2  # the speed drifts
+        after = baselines()
+        ingest = statistics.mean(before[0] + after[0])  # before and after: the machine's speed drifts
+        ingest_synthetic = statistics.mean(before[1] + after[1])
         ratio = rate / ingest
-        print(f"lorawatch ingest       : {ingest:10.0f} msg/s (this capture's uplinks, mean of before and after)")
+        print(f"lorawatch ingest       : {ingest:10.0f} msg/s (this capture's uplinks, mean of "
+              f"{2 * args.ingest_runs} runs before and after)")  # fmt: skip
         print(f"lorawatch score        : {rate:10.0f} msg/s")
         print(f"ratio                  : {ratio:10.2f}x   (target >= 0.5x)")
         print(f"ingest, synthetic      : {ingest_synthetic:10.0f} msg/s (benchmarks.ingest's stream; "
