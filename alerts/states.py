@@ -76,13 +76,46 @@ class MemoryStates(DatabaseStates):
         self._states: dict[Key, Any] | None = None
         self._due: dict[Key, datetime] = {}
         self._dirty: set[Key] = set()
+        # The distinct due times, soonest first: how many states are due at each, and a heap of them in
+        # which a time no state is due at any more is left until it reaches the top. Replay asks for the
+        # next due times after every pass, and a pass moves a few hundred of the thousands held: a scan
+        # of them all for each answer cost more than the pass's own saves.
+        self._count: dict[datetime, int] = {}
+        self._heap: list[datetime] = []
 
     def _all(self, conn: psycopg.Connection) -> dict[Key, Any]:
         if self._states is None:
             rows = conn.execute("SELECT rule, subject, state, due_at FROM rule_state").fetchall()
             self._states = {(rule, subject): state for rule, subject, state, _ in rows}
-            self._due = {(rule, subject): due for rule, subject, _, due in rows if due is not None}
+            for rule, subject, _, due in rows:
+                if due is not None:
+                    self._move((rule, subject), due)
         return self._states
+
+    def _move(self, key: Key, due: datetime | None) -> None:
+        """Set (or, None, clear) the due time of `key`."""
+        old = self._due.get(key)
+        if old == due:
+            return
+        count = self._count
+        if old is not None:
+            left = count[old] - 1
+            if left:
+                count[old] = left
+            else:
+                del count[old]
+        if due is None:
+            del self._due[key]
+            return
+        self._due[key] = due
+        if due in count:
+            count[due] += 1
+        else:
+            count[due] = 1
+            heapq.heappush(self._heap, due)
+            if len(self._heap) > 2 * len(count) + 1024:  # mostly times no longer due: rebuilt
+                self._heap = list(count)
+                heapq.heapify(self._heap)
 
     def load(self, conn: psycopg.Connection, keys: Iterable[Key]) -> Mapping[Key, Any]:
         """Every state held, as a read-only view (which has those of `keys` that exist: a pass asks
@@ -90,13 +123,11 @@ class MemoryStates(DatabaseStates):
         return MappingProxyType(self._all(conn))
 
     def save(self, conn: psycopg.Connection, states: Saved) -> None:
-        held, due_at = self._all(conn), self._due
+        held, due_at, move = self._all(conn), self._due, self._move
         for key, (state, due) in states.items():
             held[key] = state
-            if due is None:
-                due_at.pop(key, None)
-            else:
-                due_at[key] = due
+            if due_at.get(key) != due:
+                move(key, due)
         self._dirty.update(states)
 
     def due(self, conn: psycopg.Connection, now: datetime) -> dict[Key, Any]:
@@ -107,11 +138,22 @@ class MemoryStates(DatabaseStates):
         if self._states is None:
             with conn.transaction():
                 self._all(conn)
-        return min(self._due.values(), default=None)
+        heap, count = self._heap, self._count
+        while heap and heap[0] not in count:
+            heapq.heappop(heap)
+        return heap[0] if heap else None
 
     def upcoming(self, conn: psycopg.Connection, limit: int) -> list[datetime]:
         self.next_due(conn)  # loads the states once
-        return heapq.nsmallest(limit, set(self._due.values()))
+        heap, count = self._heap, self._count
+        soonest: list[datetime] = []
+        while heap and len(soonest) < limit:
+            at = heapq.heappop(heap)
+            if at in count and (not soonest or soonest[-1] != at):  # a time still due, not seen yet
+                soonest.append(at)
+        for at in soonest:
+            heapq.heappush(heap, at)
+        return soonest
 
     def release_inhibited(self, conn: psycopg.Connection, gateway_id: str, at: datetime) -> None:
         for key, state in self._all(conn).items():
@@ -119,7 +161,7 @@ class MemoryStates(DatabaseStates):
                 state.get("inhibited_by") if isinstance(state, dict) else None
             )  # fmt: skip
             if held == gateway_id and key[1].startswith("device:"):
-                self._due[key] = at
+                self._move(key, at)
                 self._dirty.add(key)
 
     def flush(self, conn: psycopg.Connection, chunk: int = 5000) -> None:
