@@ -20,8 +20,11 @@ passes = st.lists(st.dictionaries(keys, dues, max_size=10), max_size=40)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(passes=passes, now=st.integers(0, 12))
-def test_due_times_are_what_a_scan_of_every_state_gives(db_url: str, passes: list[dict], now: int) -> None:
-    states, truth = MemoryStates(), {}
+def test_due_times_are_what_a_scan_of_every_state_gives(
+    db_url: str, passes: list[dict[tuple[str, str], datetime | None]], now: int
+) -> None:
+    states = MemoryStates()
+    truth: dict[tuple[str, str], datetime | None] = {}
     with psycopg.connect(db_url) as conn:
         for saved in passes:
             states.save(conn, {key: ({"n": 1}, due) for key, due in saved.items()})

@@ -47,7 +47,7 @@ def test_a_device_heard_through_different_gateways_has_a_sighting_per_gateway_se
                  record("gully-1", 3, gateway="gw-2"), record("gully-2", 1, gateway=None)]  # fmt: skip
         IngestWriter(conn).write(batch)
         (change,) = ChangeFeed(conn, "test").read(0)
-        refs = dict(conn.execute("SELECT device_id, id FROM devices").fetchall())
+        refs: dict[str, int] = dict(conn.execute("SELECT device_id, id FROM devices").fetchall())
         one, two = refs["gully-1"], refs["gully-2"]
         assert list(zip(change.seen, change.seen_gateways, strict=True)) == sorted([
             ((one, T0 + timedelta(minutes=30)), ("gw-1",)),  # its newest uplink through gw-1
