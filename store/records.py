@@ -283,7 +283,7 @@ class Change:
     `reading_keys` and `event_keys` are exactly the rows this batch inserted (device_ref, time), so a
     consumer that reads them never misses a late reading and never sees one twice; `seen` is each
     device's newest fresh uplink in the batch (alive, whether or not it carried a reading) through each
-    set of gateways that carried it (one entry for most devices; by device, then time)."""
+    set of gateways that carried it (one entry for most devices)."""
 
     id: int
     committed_at: datetime

@@ -380,6 +380,7 @@ class IngestWriter:
         if fresh:
             # Each device's newest uplink through each set of gateways (one entry for most devices):
             # a gateway's last carriage of a device is never dated by another gateway's later uplink.
+            # Unordered: the engine orders each device's observations by time.
             seen: dict[tuple[int, str], datetime] = {}
             for r in fresh:
                 ref = refs.get((r.device.application_id, r.device.device_id))
@@ -387,7 +388,6 @@ class IngestWriter:
                     key = (ref, ",".join(sorted({g.gateway_id for g in r.gateways})))
                     if key not in seen or r.device.time > seen[key]:
                         seen[key] = r.device.time
-            sightings = sorted(seen.items(), key=lambda item: (item[0][0], item[1]))
             # %b: the arrays go in binary, which is several times cheaper to build than their text form.
             row = cur.execute(
                 _CHANGE,
@@ -395,9 +395,9 @@ class IngestWriter:
                     result.stored,
                     result.readings,
                     result.events,
-                    [ref for (ref, _), _ in sightings],
-                    [time for _, time in sightings],
-                    [gateways for (_, gateways), _ in sightings],
+                    [ref for ref, _ in seen],
+                    list(seen.values()),
+                    [gateways for _, gateways in seen],
                     result.simulated_keys,
                     CHANNEL,
                 ),
